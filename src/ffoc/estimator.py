@@ -1,0 +1,509 @@
+"""The scikit-learn estimator :class:`FFOneClass`."""
+
+from __future__ import annotations
+
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, OutlierMixin, _fit_context
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._validation import check_finite_array, check_numeric_frame, resolve_device
+from .negatives import NEGATIVE_KINDS
+from .nn import ACTIVATIONS, build_mlp
+from .objectives import OBJECTIVES, get_objective
+from .trainers import TrainConfig, estimate_states, layer_scores, train_bp, train_ff
+
+__all__ = ["FFOneClass"]
+
+# Floor of a layer's training-score standard deviation, so that a constant layer
+# score does not divide by zero when the layers are combined.
+_MIN_SCORE_STD = 1e-12
+
+
+class FFOneClass(OutlierMixin, BaseEstimator):
+    """Deep one-class detector trained forward-forward (or by backprop for comparison).
+
+    The network is an MLP whose layers each carry a one-class objective. With
+    ``trainer="ff"`` every layer learns from its own loss on its own output, and
+    no gradient crosses layers; with ``trainer="bp"`` one loss on the last layer
+    trains all layers end to end. Each layer also learns to give high goodness (or
+    a large distance to its center) to negatives made from the training data, which
+    prevents the trivial solutions of one-class objectives.
+
+    Score direction follows scikit-learn: :meth:`score_samples` is **higher for
+    normal samples**, :meth:`decision_function` is negative for outliers and
+    :meth:`predict` returns +1 (inlier) or -1 (outlier). The per-layer anomaly
+    scores of :meth:`layer_scores` point the other way (higher = more anomalous),
+    as goodness and distances do.
+
+    Parameters
+    ----------
+    objective : {"goodness", "goodness-sigmoid", "hb-svdd", "svdd", "ls-svdd"}, default="hb-svdd"
+        Loss of each layer; see :mod:`ffoc.objectives`.
+    trainer : {"ff", "bp"}, default="ff"
+        Forward-forward (each layer trained by its own loss) or backprop (loss on the
+        last layer, all layers updated).
+    hidden_layer_sizes : tuple of int, default=(64, 64)
+        Widths of the layers.
+    activation : {"relu", "leaky_relu", "tanh", "identity"}, default="relu"
+        Activation of every layer.
+    bias : bool, default=False
+        Linear maps with bias. Off by default: a bias lets a layer map every
+        input to one constant vector, the collapse of Deep SVDD.
+    nu : float in (0, 1), default=0.05
+        Expected fraction of training samples outside the boundary: sets each
+        layer's radius (the ``(1 - nu)`` quantile of training distances), weighs the
+        soft-boundary and least-squares losses, and sets ``offset_`` when
+        ``contamination="auto"``.
+    theta : float or None, default=None
+        Goodness threshold of the goodness objectives; ``None`` uses each layer's
+        mean training goodness at initialisation.
+    learning_rate : float, default=1e-3
+        Step size of the optimizer.
+    epochs : int, default=30
+        Passes over the training data (per layer for ``schedule="layerwise"``).
+    batch_size : int, default=128
+        Rows per mini-batch; a smaller training set gives one shorter batch.
+    optimizer : {"adam", "sgd"}, default="adam"
+        Optimizer of every layer.
+    schedule : {"interleaved", "layerwise"}, default="interleaved"
+        Forward-forward only: every layer on every mini-batch, or each layer to
+        completion before the next.
+    center_update : {"fixed", "epoch"}, default="fixed"
+        Keep each layer's center and radius as estimated at initialisation, or
+        estimate them anew after every epoch (the paper's rule).
+    normalize_input : bool, default=False
+        Scale each raw (standardised) input row to unit length. Off by default
+        because that erases the row's magnitude, often the main anomaly cue in
+        tabular data. Layers after the first always normalise their input, as in
+        Hinton's forward-forward, so that a layer cannot pass its goodness on.
+    score_layers : "all", "last" or sequence of int, default="all"
+        Layers whose scores make :meth:`score_samples`. Each layer's anomaly score
+        is standardised by its mean and standard deviation on the training data,
+        and the standardised scores are averaged. ``"last"`` reproduces the paper.
+    contamination : "auto" or float in [0, 0.5], default="auto"
+        Sets ``offset_``: with "auto" the ``nu`` quantile of the training
+        ``score_samples``, with a float that quantile of them (0 puts the threshold
+        at the lowest training score, so only samples less normal than every
+        training sample are outliers).
+    negatives : {"mixed", "shuffle", "noise", "scale", "none"}, default="mixed"
+        Negatives made from each mini-batch; see :mod:`ffoc.negatives`.
+    negative_weight : float, default=1.0
+        Weight of the loss on negatives; 0 trains on normal data alone.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the training rows and stop when their
+        loss (which needs no labels) has not improved for ``n_iter_no_change``
+        epochs; the best weights are restored.
+    validation_fraction : float, default=0.1
+        Share of training rows held out when ``early_stopping`` is on.
+    n_iter_no_change : int, default=10
+        Patience of the stopping rule, in epochs.
+    device : {"cpu", "cuda", "auto"} or "cuda:N", default="cpu"
+        Where the network trains. Requesting CUDA where none exists raises.
+    random_state : int, RandomState instance or None, default=None
+        Seeds weight initialisation, shuffling and negatives; an int makes CPU
+        results bit-identical between runs.
+    verbose : int, default=0
+        1 or more shows a progress bar over epochs; 0 prints nothing.
+
+    Attributes
+    ----------
+    n_features_in_ : int
+        Number of features seen in ``fit``.
+    feature_names_in_ : ndarray of str
+        Feature names, when ``X`` had string column names.
+    scaler_ : sklearn.preprocessing.StandardScaler
+        Standardisation fitted on the training data.
+    layers_ : torch.nn.ModuleList
+        The trained blocks.
+    states_ : list of LayerState
+        Each layer's center, squared radius and goodness threshold.
+    layer_score_mean_, layer_score_std_ : ndarray of shape (n_layers,)
+        Mean and standard deviation of each layer's anomaly score on the training data.
+    offset_ : float
+        Threshold on ``score_samples``; ``decision_function = score_samples - offset_``.
+    history_ : TrainHistory
+        Per-epoch training losses.
+    device_ : torch.device
+        Device used for training.
+
+    Notes
+    -----
+    Ties at the threshold: a sample whose ``decision_function`` is exactly 0 is an
+    inlier (+1).
+
+    Forward-forward training frees each layer's graph right after the layer's
+    backward pass, so training memory does not grow with depth the way backprop's
+    does, nor with the number of epochs.
+
+    The defaults were chosen on validation rows of banknote, 6_cardio, 38_thyroid
+    and 31_satimage-2, never on test rows.
+
+    References
+    ----------
+    G. Hinton, "The Forward-Forward Algorithm: Some Preliminary Investigations", 2022.
+    L. Ruff et al., "Deep One-Class Classification", ICML 2018.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ffoc import FFOneClass
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 4))
+    >>> detector = FFOneClass(epochs=5, random_state=0).fit(X)
+    >>> detector.predict(np.array([[0.0, 0.0, 0.0, 0.0], [8.0, 8.0, 8.0, 8.0]]))
+    array([ 1, -1])
+    """
+
+    _parameter_constraints: dict = {
+        "objective": [StrOptions(set(OBJECTIVES))],
+        "trainer": [StrOptions({"ff", "bp"})],
+        "hidden_layer_sizes": ["array-like"],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+        "bias": ["boolean"],
+        "nu": [Interval(Real, 0, 1, closed="neither")],
+        "theta": [None, Interval(Real, 0, None, closed="neither")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "epochs": [Interval(Integral, 0, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "optimizer": [StrOptions({"adam", "sgd"})],
+        "schedule": [StrOptions({"interleaved", "layerwise"})],
+        "center_update": [StrOptions({"fixed", "epoch"})],
+        "normalize_input": ["boolean"],
+        "score_layers": [StrOptions({"all", "last"}), "array-like"],
+        "contamination": [StrOptions({"auto"}), Interval(Real, 0, 0.5, closed="both")],
+        "negatives": [StrOptions(set(NEGATIVE_KINDS))],
+        "negative_weight": [Interval(Real, 0, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "device": [str, torch.device],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        objective: str = "hb-svdd",
+        trainer: str = "ff",
+        *,
+        hidden_layer_sizes=(64, 64),
+        activation: str = "relu",
+        bias: bool = False,
+        nu: float = 0.05,
+        theta: float | None = None,
+        learning_rate: float = 1e-3,
+        epochs: int = 30,
+        batch_size: int = 128,
+        optimizer: str = "adam",
+        schedule: str = "interleaved",
+        center_update: str = "fixed",
+        normalize_input: bool = False,
+        score_layers="all",
+        contamination="auto",
+        negatives: str = "mixed",
+        negative_weight: float = 1.0,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 10,
+        device="cpu",
+        random_state=None,
+        verbose: int = 0,
+    ) -> None:
+        self.objective = objective
+        self.trainer = trainer
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.bias = bias
+        self.nu = nu
+        self.theta = theta
+        self.learning_rate = learning_rate
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.optimizer = optimizer
+        self.schedule = schedule
+        self.center_update = center_update
+        self.normalize_input = normalize_input
+        self.score_layers = score_layers
+        self.contamination = contamination
+        self.negatives = negatives
+        self.negative_weight = negative_weight
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ fitting
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None, *, X_val=None):
+        """Fit the detector on normal data ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data, assumed normal (up to ``nu`` of them may be outliers).
+        y : ignored
+            Present for API consistency; labels are never used.
+        X_val : array-like of shape (n_val, n_features), optional
+            Normal validation data for the stopping rule; when given, the stopping
+            rule is on and uses these rows in place of a held-out share of ``X``.
+
+        Returns
+        -------
+        self : FFOneClass
+            The fitted detector.
+        """
+        X = self._check_X(X, reset=True)
+        self._check_hidden_layer_sizes()
+        self.device_ = resolve_device(self.device)
+        generator = self._make_generator()
+
+        # Standardise on the training rows; constant columns are kept, with scale 1.
+        self.scaler_ = StandardScaler().fit(X)
+        self._warn_constant_columns()
+
+        X_train = self._to_tensor(X)
+        X_valid = None
+        if X_val is not None:
+            X_valid = self._to_tensor(self._check_X(X_val, reset=False))
+        elif self.early_stopping and X_train.shape[0] >= 2:
+            n_valid = max(1, int(round(self.validation_fraction * X_train.shape[0])))
+            order = torch.randperm(X_train.shape[0], generator=generator)
+            X_valid = X_train[order[:n_valid]]
+            X_train = X_train[order[n_valid:]]
+
+        self.layers_ = self._build_layers(generator)
+        self._objective = get_objective(self.objective, nu=self.nu)
+        self.states_ = estimate_states(
+            self.layers_, self._objective, X_train, nu=self.nu, theta=self.theta
+        )
+        self._train(X_train, X_valid, generator)
+        self._finish_fit(X_train)
+        return self
+
+    def _train(self, X_train, X_valid, generator) -> None:
+        config = self._train_config()
+        train = train_ff if self.trainer == "ff" else train_bp
+        validation_loss = None
+        if X_valid is not None:
+            def validation_loss() -> float:
+                return self._validation_loss(X_valid)
+
+        n_steps = self.epochs * (len(self.layers_) if self.schedule == "layerwise" and self.trainer == "ff" else 1)
+        progress = None
+        if self.verbose:
+            from tqdm.auto import tqdm
+
+            progress = tqdm(total=n_steps, desc=f"{self.trainer} {self.objective}", unit="epoch", leave=False)
+        try:
+            self.states_, self.history_ = train(
+                self.layers_, self.states_, X_train, config, generator=generator, nu=self.nu,
+                validation_loss=validation_loss, progress=progress,
+            )
+        finally:
+            if progress is not None:
+                progress.close()
+
+    def _finish_fit(self, X_train: torch.Tensor) -> None:
+        """Refresh the radii on the trained network, then set the score statistics and offset."""
+        self.states_ = estimate_states(
+            self.layers_, self._objective, X_train, nu=self.nu, previous=self.states_,
+            keep_center=self.center_update == "fixed",
+        )
+        train_layer_scores = layer_scores(self.layers_, self._objective, self.states_, X_train)
+        self.layer_score_mean_ = train_layer_scores.mean(axis=0)
+        self.layer_score_std_ = np.maximum(train_layer_scores.std(axis=0), _MIN_SCORE_STD)
+        train_scores = self._combine(train_layer_scores)
+        self.offset_ = float(self._offset_from(train_scores))
+
+    def _offset_from(self, train_scores: np.ndarray) -> float:
+        contamination = self.nu if self.contamination == "auto" else float(self.contamination)
+        return np.quantile(train_scores, contamination)
+
+    def _train_config(self) -> TrainConfig:
+        return TrainConfig(
+            objective=self._objective,
+            learning_rate=self.learning_rate,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            optimizer=self.optimizer,
+            schedule=self.schedule,
+            center_update=self.center_update,
+            negatives=self.negatives,
+            negative_weight=self.negative_weight,
+            theta=self.theta,
+            n_iter_no_change=self.n_iter_no_change,
+            verbose=self.verbose,
+        )
+
+    @torch.no_grad()
+    def _validation_loss(self, X_valid: torch.Tensor) -> float:
+        """Return the positive loss of the validation rows, summed over the trained layers."""
+        h = X_valid
+        total = 0.0
+        for k, layer in enumerate(self.layers_):
+            h = layer(h)
+            if self.trainer == "ff" or k == len(self.layers_) - 1:
+                total += float(self._objective.positive_loss(h, self.states_[k]).mean())
+        return total
+
+    # ------------------------------------------------------------------ scoring
+
+    def layer_scores(self, X) -> np.ndarray:
+        """Return each layer's anomaly score, shape (n_samples, n_layers); higher = more anomalous.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Samples to score.
+        """
+        check_is_fitted(self)
+        X = self._check_X(X, reset=False)
+        return layer_scores(self.layers_, self._get_objective(), self.states_, self._to_tensor(X))
+
+    def score_samples(self, X) -> np.ndarray:
+        """Return the normality score of each sample: higher means more normal.
+
+        The score is minus the mean over ``score_layers`` of each layer's anomaly
+        score, standardised by its training mean and standard deviation.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Samples to score.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        return self._combine(self.layer_scores(X))
+
+    def decision_function(self, X) -> np.ndarray:
+        """Return ``score_samples(X) - offset_``: negative for outliers, positive for inliers."""
+        return self.score_samples(X) - self.offset_
+
+    def predict(self, X) -> np.ndarray:
+        """Return +1 for inliers and -1 for outliers; a decision value of exactly 0 is an inlier."""
+        return np.where(self.decision_function(X) >= 0, 1, -1)
+
+    def _combine(self, scores: np.ndarray) -> np.ndarray:
+        selected = self._selected_layers()
+        standardised = (scores[:, selected] - self.layer_score_mean_[selected]) / self.layer_score_std_[selected]
+        return -standardised.mean(axis=1)
+
+    def _selected_layers(self) -> list[int]:
+        n_layers = len(self.layers_)
+        if isinstance(self.score_layers, str):
+            return list(range(n_layers)) if self.score_layers == "all" else [n_layers - 1]
+        selected = [int(k) for k in self.score_layers]
+        bad = [k for k in selected if not -n_layers <= k < n_layers]
+        if not selected or bad:
+            raise ValueError(
+                f"score_layers={self.score_layers!r} must name layers between 0 and {n_layers - 1} "
+                f"(the network has {n_layers} layers), or be 'all' or 'last'."
+            )
+        return [k % n_layers for k in selected]
+
+    def _get_objective(self):
+        objective = getattr(self, "_objective", None)
+        if objective is None:
+            objective = self._objective = get_objective(self.objective, nu=self.nu)
+        return objective
+
+    # ------------------------------------------------------------------ persistence
+
+    def save(self, path) -> None:
+        """Save the fitted detector to ``path`` (safetensors weights with JSON metadata).
+
+        The file is written atomically: a failure leaves any earlier file intact.
+        Load it with :func:`ffoc.load`.
+        """
+        from .persistence import save
+
+        save(self, path)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _check_X(self, X, *, reset: bool) -> np.ndarray:
+        name = type(self).__name__
+        check_numeric_frame(X, name)
+        try:
+            X_checked = validate_data(
+                self, X, reset=reset, dtype=[np.float64, np.float32], ensure_all_finite=False,
+                ensure_min_samples=1,
+            )
+        except ValueError as error:
+            if "could not convert" in str(error):
+                raise ValueError(
+                    f"{name} needs numeric input: {error}. Convert the data to numbers first."
+                ) from None
+            raise
+        if np.iscomplexobj(X_checked):
+            raise ValueError(f"{name} does not accept complex numbers; pass the real part or the magnitude.")
+        check_finite_array(X, X_checked, name)
+        return X_checked
+
+    def _check_hidden_layer_sizes(self) -> None:
+        sizes = np.asarray(self.hidden_layer_sizes, dtype=object).ravel()
+        if sizes.size == 0 or not all(
+            isinstance(s, Integral) and not isinstance(s, bool) and s >= 1 for s in sizes
+        ):
+            raise ValueError(
+                f"hidden_layer_sizes={self.hidden_layer_sizes!r} must be a non-empty sequence of "
+                "positive integers, for example (64, 64)."
+            )
+
+    def _make_generator(self) -> torch.Generator:
+        seed = int(check_random_state(self.random_state).randint(0, 2**31 - 1))
+        return torch.Generator().manual_seed(seed)
+
+    def _build_layers(self, generator: torch.Generator) -> torch.nn.ModuleList:
+        layers = build_mlp(
+            self.n_features_in_,
+            [int(s) for s in np.asarray(self.hidden_layer_sizes).ravel()],
+            activation=self.activation,
+            bias=self.bias,
+            normalize_input=self.normalize_input,
+            generator=generator,
+        )
+        return layers.to(self.device_)
+
+    def _to_tensor(self, X: np.ndarray) -> torch.Tensor:
+        standardised = self.scaler_.transform(X)
+        too_large = np.abs(standardised) > np.finfo(np.float32).max
+        if too_large.any():
+            row, column = (int(i[0]) for i in np.nonzero(too_large))
+            raise ValueError(
+                f"{type(self).__name__}: value {X[row, column]!r} at row {row}, column {column} is "
+                "too large to represent after standardisation (float32). Rescale that feature."
+            )
+        return torch.as_tensor(standardised, dtype=torch.float32, device=self._device())
+
+    def _device(self) -> torch.device:
+        return getattr(self, "device_", torch.device("cpu"))
+
+    def _warn_constant_columns(self) -> None:
+        constant = np.flatnonzero(self.scaler_.var_ == 0)
+        if constant.size:
+            names = getattr(self, "feature_names_in_", None)
+            shown = [str(names[i]) if names is not None else str(i) for i in constant[:10]]
+            warnings.warn(
+                f"{type(self).__name__}: {constant.size} constant column(s) in the training data "
+                f"({', '.join(shown)}); they are kept unscaled and carry no information.",
+                UserWarning,
+                stacklevel=3,
+            )
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        return tags

@@ -1,0 +1,231 @@
+"""Pieces shared by the forward-forward and backprop trainers."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..negatives import make_negatives
+from ..objectives import LayerState, Objective, goodness, squared_distance
+
+__all__ = [
+    "TrainConfig",
+    "TrainHistory",
+    "TrainingDivergedError",
+    "batches",
+    "estimate_states",
+    "forward_layers",
+    "layer_scores",
+    "make_optimizer",
+]
+
+# Center components smaller than this in magnitude are moved to +-CENTER_EPS, as in
+# Ruff et al. (2018): a zero component lets a unit die and still sit on the center.
+CENTER_EPS = 0.1
+# Floor of the per-layer scale, so that a layer with no activity gives no division by zero.
+_MIN_SCALE = 1e-12
+
+
+class TrainingDivergedError(FloatingPointError):
+    """Raised when a training loss becomes NaN or infinite."""
+
+
+@dataclass
+class TrainConfig:
+    """Settings of one training run, resolved from the estimator's parameters."""
+
+    objective: Objective
+    learning_rate: float = 1e-3
+    epochs: int = 50
+    batch_size: int = 128
+    optimizer: str = "adam"
+    schedule: str = "interleaved"
+    center_update: str = "fixed"
+    negatives: str = "mixed"
+    negative_weight: float = 1.0
+    noise_scale: float = 1.0
+    theta: float | None = None
+    early_stopping: bool = False
+    n_iter_no_change: int = 10
+    tol: float = 1e-4
+    verbose: int = 0
+
+
+@dataclass
+class TrainHistory:
+    """Losses recorded during training.
+
+    ``layer_losses[e][k]`` is layer ``k``'s mean training loss in epoch ``e``
+    (forward-forward), or the single end-to-end loss (backprop, one entry per
+    epoch). ``validation_losses`` has one value per epoch when validation data
+    were given.
+    """
+
+    layer_losses: list[list[float]] = field(default_factory=list)
+    validation_losses: list[float] = field(default_factory=list)
+    stopped_epoch: int | None = None
+    best_epoch: int | None = None
+
+
+def batches(
+    n_samples: int, batch_size: int, generator: torch.Generator | None, *, shuffle: bool = True
+) -> Iterator[torch.Tensor | slice]:
+    """Yield mini-batch row indices: a random permutation cut in pieces, the last one shorter."""
+    if shuffle:
+        order = torch.randperm(n_samples, generator=generator)
+        for start in range(0, n_samples, batch_size):
+            yield order[start : start + batch_size]
+    else:
+        for start in range(0, n_samples, batch_size):
+            yield slice(start, start + batch_size)
+
+
+def forward_layers(layers: Sequence[nn.Module], x: torch.Tensor) -> list[torch.Tensor]:
+    """Return every layer's output for input ``x``."""
+    outputs = []
+    for layer in layers:
+        x = layer(x)
+        outputs.append(x)
+    return outputs
+
+
+def make_optimizer(name: str, params, learning_rate: float) -> torch.optim.Optimizer:
+    """Return Adam or SGD over ``params``."""
+    params = list(params)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=learning_rate)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=learning_rate)
+    raise ValueError(f"Unknown optimizer {name!r}; choose 'adam' or 'sgd'.")
+
+
+@torch.no_grad()
+def estimate_states(
+    layers: Sequence[nn.Module],
+    objective: Objective,
+    X: torch.Tensor,
+    *,
+    nu: float,
+    batch_size: int = 8192,
+    previous: Sequence[LayerState] | None = None,
+    theta: float | None = None,
+    keep_center: bool = False,
+) -> list[LayerState]:
+    """Estimate each layer's center, radius and threshold from the whole training set.
+
+    Update rule: the center is the mean activation over the training data, with
+    components smaller than ``CENTER_EPS`` in magnitude moved to ``+-CENTER_EPS``;
+    the squared radius is the ``(1 - nu)`` quantile of the squared distances to
+    that center over the whole training set (not one batch); ``theta`` is the
+    user's value, or else the mean goodness of the training data. ``scale`` is kept
+    from ``previous`` when given (it is fixed at initialisation).
+
+    Parameters
+    ----------
+    layers : sequence of nn.Module
+        The network's blocks.
+    objective : Objective
+        The objective whose state is estimated.
+    X : torch.Tensor of shape (n_samples, ...)
+        Standardised training data.
+    nu : float
+        Fraction of training samples allowed outside the sphere.
+    batch_size : int
+        Rows per forward pass.
+    previous : sequence of LayerState or None
+        States to refresh; their ``scale`` and ``theta`` are kept.
+    theta : float or None
+        User-given goodness threshold.
+    keep_center : bool
+        Keep the centers of ``previous`` and refresh only the radii.
+    """
+    n_layers = len(layers)
+    sums: list[torch.Tensor | None] = [None] * n_layers
+    goodness_sums = [0.0] * n_layers
+    n_samples = X.shape[0]
+
+    # Pass 1: mean activation and mean goodness of each layer.
+    for index in batches(n_samples, batch_size, None, shuffle=False):
+        for k, h in enumerate(forward_layers(layers, X[index])):
+            flat = h.flatten(1).double()
+            sums[k] = flat.sum(dim=0) if sums[k] is None else sums[k] + flat.sum(dim=0)
+            goodness_sums[k] += float(flat.square().sum())
+
+    states = []
+    for k in range(n_layers):
+        state = LayerState()
+        if previous is not None:
+            state.scale = previous[k].scale
+            state.theta = previous[k].theta
+        if objective.uses_theta:
+            mean_goodness = goodness_sums[k] / n_samples
+            if state.theta is None:
+                state.theta = float(theta) if theta is not None else mean_goodness
+            if previous is None:
+                state.scale = max(abs(mean_goodness), _MIN_SCALE)
+        if objective.uses_center and keep_center and previous is not None:
+            state.center = previous[k].center
+        elif objective.uses_center:
+            center = (sums[k] / n_samples).float().to(X.device)
+            small = center.abs() < CENTER_EPS
+            center[small & (center >= 0)] = CENTER_EPS
+            center[small & (center < 0)] = -CENTER_EPS
+            state.center = center
+        states.append(state)
+
+    # Pass 2: the (1 - nu) quantile of the squared distances to the center.
+    if objective.uses_radius:
+        distances: list[list[np.ndarray]] = [[] for _ in range(n_layers)]
+        for index in batches(n_samples, batch_size, None, shuffle=False):
+            for k, h in enumerate(forward_layers(layers, X[index])):
+                distances[k].append(squared_distance(h, states[k].center).double().cpu().numpy())
+        for k in range(n_layers):
+            radius2 = float(np.quantile(np.concatenate(distances[k]), 1.0 - nu))
+            states[k].radius2 = radius2
+            if previous is None:
+                states[k].scale = max(radius2, _MIN_SCALE)
+    return states
+
+
+@torch.no_grad()
+def layer_scores(
+    layers: Sequence[nn.Module],
+    objective: Objective,
+    states: Sequence[LayerState],
+    X: torch.Tensor,
+    *,
+    batch_size: int = 8192,
+) -> np.ndarray:
+    """Return the anomaly score of every sample at every layer, shape (n_samples, n_layers).
+
+    Higher means more anomalous. Computed in float64 from float32 activations.
+    """
+    out = np.empty((X.shape[0], len(layers)), dtype=np.float64)
+    for index in batches(X.shape[0], batch_size, None, shuffle=False):
+        for k, h in enumerate(forward_layers(layers, X[index])):
+            out[index, k] = objective.score(h, states[k]).double().cpu().numpy()
+    return out
+
+
+def check_finite(value: torch.Tensor, epoch: int, where: str) -> None:
+    """Raise :class:`TrainingDivergedError` if a loss is NaN or infinite."""
+    if not math.isfinite(float(value)):
+        raise TrainingDivergedError(
+            f"Training diverged in epoch {epoch + 1} ({where}): the loss is {float(value)}. "
+            "Lower learning_rate, or check the input for extreme values."
+        )
+
+
+def negatives_for(x: torch.Tensor, config: TrainConfig, generator: torch.Generator | None):
+    """Return the negatives of a mini-batch, or ``None`` when training without them."""
+    if config.negative_weight <= 0:
+        return None
+    return make_negatives(x, config.negatives, generator=generator, noise_scale=config.noise_scale)
+
+
+__all__ += ["check_finite", "negatives_for", "CENTER_EPS"]

@@ -1,0 +1,196 @@
+"""Forward-forward training: every layer learns from its own loss, no gradient crosses layers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+from ..objectives import LayerState
+from .common import (
+    TrainConfig,
+    TrainHistory,
+    batches,
+    check_finite,
+    estimate_states,
+    make_optimizer,
+    negatives_for,
+)
+
+__all__ = ["ff_step", "train_ff"]
+
+
+def ff_step(
+    layers: Sequence[nn.Module],
+    states: Sequence[LayerState],
+    x: torch.Tensor,
+    x_negative: torch.Tensor | None,
+    config: TrainConfig,
+    optimizer: torch.optim.Optimizer,
+    layer_indices: Sequence[int] | None = None,
+) -> torch.Tensor:
+    """Run one forward-forward step on a mini-batch and return each layer's loss.
+
+    Each layer computes its output and its loss, back-propagates that loss into
+    its own parameters at once (which frees the layer's graph), and hands its
+    output, detached, to the next layer. The optimizer steps once after the last
+    layer. Because every layer's input was computed before any parameter changed
+    and carries no gradient, this is the same update as stepping each layer right
+    after its own forward pass, with one optimizer call in place of one per layer.
+
+    Parameters
+    ----------
+    layers : sequence of nn.Module
+        The network's blocks.
+    states : sequence of LayerState
+        Each layer's center, radius and threshold.
+    x : torch.Tensor of shape (batch, ...)
+        Standardised normal samples.
+    x_negative : torch.Tensor or None
+        Negatives of the same shape, or ``None``.
+    config : TrainConfig
+        Objective and negative weight.
+    optimizer : torch.optim.Optimizer
+        Optimizer over the parameters of the layers in ``layer_indices``.
+    layer_indices : sequence of int or None
+        Layers to train; the others only pass their output on. All by default.
+
+    Returns
+    -------
+    torch.Tensor of shape (n_layers,)
+        Each layer's loss on this batch (zero for layers not trained).
+    """
+    objective = config.objective
+    trained = set(range(len(layers)) if layer_indices is None else layer_indices)
+    losses = torch.zeros(len(layers))
+    optimizer.zero_grad(set_to_none=True)
+    for k, layer in enumerate(layers):
+        if k not in trained:
+            with torch.no_grad():
+                x = layer(x)
+                x_negative = None if x_negative is None else layer(x_negative)
+            continue
+
+        h = layer(x)  # (batch, width_k)
+        h_negative = None if x_negative is None else layer(x_negative)
+        loss = objective.loss(h, states[k], h_negative, config.negative_weight)
+        loss.backward()  # gradients reach layer k's parameters only
+        losses[k] = loss.detach()
+
+        # The next layer sees this layer's output from before the update, detached.
+        x = h.detach()
+        x_negative = None if h_negative is None else h_negative.detach()
+    optimizer.step()
+    return losses
+
+
+def train_ff(
+    layers: Sequence[nn.Module],
+    states: list[LayerState],
+    X: torch.Tensor,
+    config: TrainConfig,
+    *,
+    generator: torch.Generator,
+    nu: float,
+    validation_loss: Callable[[], float] | None = None,
+    progress=None,
+) -> tuple[list[LayerState], TrainHistory]:
+    """Train ``layers`` forward-forward on the standardised normal data ``X``.
+
+    Schedules:
+
+    * ``"interleaved"``: every layer steps on every mini-batch;
+    * ``"layerwise"``: layer 0 trains for all epochs, then layer 1 on layer 0's
+      final output, and so on.
+
+    With ``config.center_update == "epoch"`` the centers and radii are estimated
+    anew from the whole training set after each epoch (the paper's rule);
+    otherwise they stay as estimated at initialisation.
+
+    Returns
+    -------
+    states : list of LayerState
+        The states used at the end of training.
+    history : TrainHistory
+        Per-epoch, per-layer mean losses.
+    """
+    history = TrainHistory()
+    n_samples = X.shape[0]
+    n_layers = len(layers)
+    params = [p for layer in layers for p in layer.parameters()]
+
+    if config.schedule == "interleaved":
+        phases = [list(range(n_layers))]
+    elif config.schedule == "layerwise":
+        phases = [[k] for k in range(n_layers)]
+    else:
+        raise ValueError(f"Unknown schedule {config.schedule!r}; choose 'interleaved' or 'layerwise'.")
+
+    for phase, trained in enumerate(phases):
+        optimizer = make_optimizer(
+            config.optimizer, [p for k in trained for p in layers[k].parameters()] or params,
+            config.learning_rate,
+        )
+        stopper = _EarlyStopping(layers, config) if validation_loss is not None else None
+        for epoch in range(config.epochs):
+            total = torch.zeros(n_layers)
+            n_batches = 0
+            for index in batches(n_samples, config.batch_size, generator):
+                x = X[index]
+                x_negative = negatives_for(x, config, generator)
+                total += ff_step(layers, states, x, x_negative, config, optimizer, trained)
+                n_batches += 1
+            check_finite(total.sum(), epoch, f"forward-forward, layers {trained}")
+            mean = (total / max(n_batches, 1)).tolist()
+            if phase == 0:
+                history.layer_losses.append(mean)
+            else:
+                # Layer-wise phases fill in their own layer's column of the same epochs.
+                history.layer_losses[epoch][trained[0]] = mean[trained[0]]
+
+            if config.center_update == "epoch":
+                states = estimate_states(layers, config.objective, X, nu=nu, previous=states)
+            if progress is not None:
+                progress.update(1)
+                progress.set_postfix(loss=f"{sum(mean[k] for k in trained):.4g}")
+            if stopper is not None:
+                value = validation_loss()
+                history.validation_losses.append(value)
+                if stopper.should_stop(value, epoch):
+                    history.stopped_epoch = epoch
+                    break
+        if stopper is not None:
+            history.best_epoch = stopper.restore_best()
+    return states, history
+
+
+class _EarlyStopping:
+    """Stop when the validation loss has not improved by ``tol`` for ``n_iter_no_change`` epochs."""
+
+    def __init__(self, layers: Sequence[nn.Module], config: TrainConfig) -> None:
+        self.layers = layers
+        self.patience = config.n_iter_no_change
+        self.tol = config.tol
+        self.best = float("inf")
+        self.best_epoch = -1
+        self.best_weights = None
+
+    def should_stop(self, value: float, epoch: int) -> bool:
+        if value < self.best - self.tol * max(abs(self.best), 1.0) or self.best_weights is None:
+            self.best = value
+            self.best_epoch = epoch
+            self.best_weights = [
+                {name: t.detach().clone() for name, t in layer.state_dict().items()} for layer in self.layers
+            ]
+            return False
+        return epoch - self.best_epoch >= self.patience
+
+    def restore_best(self) -> int:
+        if self.best_weights is not None:
+            for layer, weights in zip(self.layers, self.best_weights):
+                layer.load_state_dict(weights)
+        return self.best_epoch
+
+
+__all__ += ["_EarlyStopping"]
