@@ -12,5 +12,6 @@ Examples
 __version__ = "0.1.0"
 
 from .estimator import FFOneClass
+from .persistence import ModelFileError, load
 
-__all__ = ["FFOneClass", "__version__"]
+__all__ = ["FFOneClass", "ModelFileError", "load", "__version__"]

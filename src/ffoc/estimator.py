@@ -431,6 +431,78 @@ class FFOneClass(OutlierMixin, BaseEstimator):
 
         save(self, path)
 
+    def _fitted_state(self) -> tuple[dict[str, torch.Tensor], dict]:
+        """Return the fitted tensors and the JSON-ready fitted scalars, for :func:`ffoc.persistence.save`."""
+        tensors = {f"layers.{name}": t for name, t in self.layers_.state_dict().items()}
+        tensors["scaler.mean"] = torch.as_tensor(self.scaler_.mean_)
+        tensors["scaler.scale"] = torch.as_tensor(self.scaler_.scale_)
+        tensors["scaler.var"] = torch.as_tensor(self.scaler_.var_)
+        tensors["layer_score.mean"] = torch.as_tensor(self.layer_score_mean_)
+        tensors["layer_score.std"] = torch.as_tensor(self.layer_score_std_)
+        states = []
+        for k, state in enumerate(self.states_):
+            if state.center is not None:
+                tensors[f"states.{k}.center"] = state.center
+            states.append({"radius2": state.radius2, "theta": state.theta, "scale": state.scale})
+        fitted = {
+            "n_features_in": self.n_features_in_,
+            "feature_names_in": getattr(self, "feature_names_in_", None),
+            "n_samples_seen": int(self.scaler_.n_samples_seen_),
+            "offset": self.offset_,
+            "states": states,
+            "history": {
+                "layer_losses": self.history_.layer_losses,
+                "validation_losses": self.history_.validation_losses,
+            },
+        }
+        return tensors, fitted
+
+    def _restore_fitted_state(self, tensors: dict[str, torch.Tensor], fitted: dict) -> None:
+        """Rebuild the fitted detector on the CPU from :meth:`_fitted_state`'s output."""
+        from .objectives import LayerState
+        from .trainers import TrainHistory
+
+        self.device = "cpu"
+        self.device_ = torch.device("cpu")
+        self.n_features_in_ = int(fitted["n_features_in"])
+        if fitted.get("feature_names_in") is not None:
+            self.feature_names_in_ = np.asarray(fitted["feature_names_in"], dtype=object)
+        self._check_hidden_layer_sizes()
+        self.layers_ = self._build_layers(torch.Generator().manual_seed(0))
+        layer_tensors = {name[len("layers."):]: t for name, t in tensors.items() if name.startswith("layers.")}
+        self.layers_.load_state_dict(layer_tensors, strict=True)
+
+        self.scaler_ = StandardScaler()
+        self.scaler_.mean_ = tensors["scaler.mean"].numpy().astype(np.float64)
+        self.scaler_.scale_ = tensors["scaler.scale"].numpy().astype(np.float64)
+        self.scaler_.var_ = tensors["scaler.var"].numpy().astype(np.float64)
+        self.scaler_.n_samples_seen_ = int(fitted["n_samples_seen"])
+        self.scaler_.n_features_in_ = self.n_features_in_
+        for array in (self.scaler_.mean_, self.scaler_.scale_):
+            if array.shape != (self.n_features_in_,):
+                raise ValueError(f"scaler arrays have shape {array.shape}, expected ({self.n_features_in_},)")
+
+        self.states_ = [
+            LayerState(
+                center=tensors.get(f"states.{k}.center"),
+                radius2=entry["radius2"],
+                theta=entry["theta"],
+                scale=float(entry["scale"]),
+            )
+            for k, entry in enumerate(fitted["states"])
+        ]
+        if len(self.states_) != len(self.layers_):
+            raise ValueError(f"{len(self.states_)} layer states for {len(self.layers_)} layers")
+        self.layer_score_mean_ = tensors["layer_score.mean"].numpy().astype(np.float64)
+        self.layer_score_std_ = tensors["layer_score.std"].numpy().astype(np.float64)
+        self.offset_ = float(fitted["offset"])
+        history = fitted.get("history", {})
+        self.history_ = TrainHistory(
+            layer_losses=history.get("layer_losses", []),
+            validation_losses=history.get("validation_losses", []),
+        )
+        self._objective = get_objective(self.objective, nu=self.nu)
+
     # ------------------------------------------------------------------ helpers
 
     def _check_X(self, X, *, reset: bool) -> np.ndarray:

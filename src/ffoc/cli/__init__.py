@@ -1,0 +1,67 @@
+"""The ``ffoc`` command line: ``ffoc fit``, ``score``, ``info``, ``demo`` and the tools built on them.
+
+Each sub-command lives in its own module with an ``add_parser(subparsers)``
+function that registers its arguments and sets ``handler``. Errors the user can
+fix are printed as one line on standard error with exit code 1; usage errors
+exit with code 2, as argparse does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+__all__ = ["main", "CommandError"]
+
+# Modules that register sub-commands, in the order ``ffoc --help`` lists them.
+COMMAND_MODULES = [
+    "ffoc.cli.model",
+    "ffoc.cli.demo",
+    "ffoc.cli.bench",
+]
+
+
+class CommandError(Exception):
+    """An error with a message meant for the user; printed without a traceback."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the ``ffoc`` argument parser with every sub-command registered."""
+    from .. import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="ffoc",
+        description="Deep one-class anomaly detection trained forward-forward.",
+    )
+    parser.add_argument("--version", action="version", version=f"ffoc {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``ffoc`` command line and return its exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if getattr(args, "verbose", 0) else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.handler(args) or 0)
+    except KeyboardInterrupt:
+        print("ffoc: interrupted", file=sys.stderr)
+        return 130
+    except (CommandError, ValueError, TypeError, FileNotFoundError, IsADirectoryError,
+            PermissionError, NotADirectoryError, FloatingPointError, ImportError) as error:
+        message = str(error).strip().replace("\n", " ") or type(error).__name__
+        print(f"ffoc {args.command}: error: {message}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,195 @@
+"""``ffoc fit``, ``ffoc score`` and ``ffoc info``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from . import CommandError
+
+__all__ = ["add_parser", "add_estimator_options", "estimator_params", "parse_layer_sizes"]
+
+
+def parse_layer_sizes(text: str) -> tuple[int, ...]:
+    """Parse ``"64,64"`` into ``(64, 64)``."""
+    try:
+        sizes = tuple(int(part) for part in text.replace(" ", "").split(",") if part)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid layer sizes {text!r}; give comma-separated positive integers such as 64,64"
+        ) from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"invalid layer sizes {text!r}; every width must be at least 1")
+    return sizes
+
+
+def _contamination(text: str):
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid contamination {text!r}; give 'auto' or a number in [0, 0.5]") from None
+
+
+def add_estimator_options(parser: argparse.ArgumentParser) -> None:
+    """Add the estimator's main parameters as options (defaults: the estimator's own)."""
+    from ..estimator import FFOneClass
+    from ..objectives import OBJECTIVES
+
+    defaults = FFOneClass().get_params()
+    group = parser.add_argument_group("model")
+    group.add_argument("--objective", choices=sorted(OBJECTIVES), default=defaults["objective"])
+    group.add_argument("--trainer", choices=["ff", "bp"], default=defaults["trainer"])
+    group.add_argument("--hidden-layer-sizes", type=parse_layer_sizes, default=defaults["hidden_layer_sizes"],
+                       metavar="W1,W2,...", help="layer widths (default: %(default)s)")
+    group.add_argument("--activation", choices=["relu", "leaky_relu", "tanh", "identity"], default=defaults["activation"])
+    group.add_argument("--epochs", type=int, default=defaults["epochs"])
+    group.add_argument("--batch-size", type=int, default=defaults["batch_size"])
+    group.add_argument("--learning-rate", type=float, default=defaults["learning_rate"])
+    group.add_argument("--optimizer", choices=["adam", "sgd"], default=defaults["optimizer"])
+    group.add_argument("--schedule", choices=["interleaved", "layerwise"], default=defaults["schedule"])
+    group.add_argument("--nu", type=float, default=defaults["nu"])
+    group.add_argument("--contamination", type=_contamination, default=defaults["contamination"])
+    group.add_argument("--negatives", choices=["mixed", "shuffle", "noise", "scale", "none"], default=defaults["negatives"])
+    group.add_argument("--score-layers", choices=["all", "last"], default=defaults["score_layers"])
+    group.add_argument("--device", default=defaults["device"], help="cpu, cuda or auto (default: %(default)s)")
+    group.add_argument("--random-state", type=int, default=0, help="seed (default: %(default)s)")
+
+
+def estimator_params(args: argparse.Namespace) -> dict:
+    """Return the estimator parameters given on the command line."""
+    return {
+        "objective": args.objective,
+        "trainer": args.trainer,
+        "hidden_layer_sizes": args.hidden_layer_sizes,
+        "activation": args.activation,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "learning_rate": args.learning_rate,
+        "optimizer": args.optimizer,
+        "schedule": args.schedule,
+        "nu": args.nu,
+        "contamination": args.contamination,
+        "negatives": args.negatives,
+        "score_layers": args.score_layers,
+        "device": args.device,
+        "random_state": args.random_state,
+        "verbose": args.verbose,
+    }
+
+
+def _add_data_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-header", action="store_true",
+                        help="the CSV file has no header row; columns are then named 0, 1, ... "
+                             "(by default a first row that is not all numbers is taken as the header)")
+    parser.add_argument("--label-column", metavar="NAME",
+                        help="column holding labels; it is never used as a feature")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="show progress")
+
+
+def _read_features(args: argparse.Namespace, *, keep_normal: bool):
+    """Read DATA and return (features DataFrame, labels or None)."""
+    from ..io import read_table, split_features_labels
+
+    frame = read_table(args.data, header=False if args.no_header else None)
+    label_column = args.label_column
+    normal_label = getattr(args, "normal_label", None) if keep_normal else None
+    if normal_label is not None and label_column is None:
+        raise CommandError("--normal-label needs --label-column to say which column holds the labels")
+    return split_features_labels(frame, label_column=label_column, normal_label=normal_label)
+
+
+def _fit(args: argparse.Namespace) -> int:
+    from ..estimator import FFOneClass
+
+    features, _ = _read_features(args, keep_normal=True)
+    if args.stream:
+        raise CommandError("--stream is not available in this version of ffoc fit")
+    out = Path(args.out)
+    if out.is_dir():
+        raise CommandError(f"--out {str(out)!r} is a folder; give a file name such as model.safetensors")
+    detector = FFOneClass(**estimator_params(args)).fit(features)
+    detector.save(out)
+    n_outliers = int((detector.predict(features) == -1).sum())
+    print(
+        f"fitted {args.trainer} {args.objective} on {features.shape[0]} rows x {features.shape[1]} features; "
+        f"{n_outliers} training rows fall outside the threshold; model saved to {out}"
+    )
+    return 0
+
+
+def _score(args: argparse.Namespace) -> int:
+    from .. import load
+    from ..io import write_table
+
+    import pandas as pd
+
+    detector = load(args.model)
+    features, _ = _read_features(args, keep_normal=False)
+    if getattr(detector, "feature_names_in_", None) is None:
+        features = features.to_numpy()
+    scores = detector.score_samples(features)
+    decision = scores - detector.offset_
+    result = pd.DataFrame({
+        "score_samples": scores,
+        "decision_function": decision,
+        "label": np.where(decision >= 0, 1, -1),
+    })
+    if args.output:
+        write_table(result, args.output)
+        n_outliers = int((result["label"] == -1).sum())
+        print(f"scored {len(result)} rows, {n_outliers} outliers; written to {args.output}")
+    else:
+        result.to_csv(sys.stdout, index=False)
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    from .. import load
+
+    detector = load(args.model)
+    params = detector.get_params()
+    summary = {
+        "estimator": type(detector).__name__,
+        "n_features_in": detector.n_features_in_,
+        "feature_names_in": None if getattr(detector, "feature_names_in_", None) is None
+        else [str(name) for name in detector.feature_names_in_],
+        "layers": [layer.out_features for layer in detector.layers_],
+        "offset": detector.offset_,
+        "epochs_trained": len(detector.history_.layer_losses),
+        "params": {key: (list(value) if isinstance(value, tuple) else value) for key, value in params.items()},
+    }
+    print(json.dumps(summary, indent=2, default=str))
+    return 0
+
+
+def add_parser(subparsers) -> None:
+    """Register ``fit``, ``score`` and ``info``."""
+    fit = subparsers.add_parser("fit", help="fit a detector on a CSV or Parquet file and save it",
+                                description="Fit a detector on the rows of DATA (CSV or Parquet) and save it.")
+    fit.add_argument("data", metavar="DATA", help="CSV or Parquet file of training rows")
+    fit.add_argument("--out", required=True, metavar="MODEL", help="model file to write (.safetensors)")
+    fit.add_argument("--normal-label", metavar="VALUE",
+                     help="keep only the rows whose --label-column equals VALUE")
+    fit.add_argument("--stream", action="store_true", help="read DATA in chunks (online training)")
+    _add_data_options(fit)
+    add_estimator_options(fit)
+    fit.set_defaults(handler=_fit)
+
+    score = subparsers.add_parser("score", help="score the rows of a file with a saved detector",
+                                  description="Write score_samples (higher = more normal), decision_function "
+                                              "and label (+1 normal, -1 outlier) for every row of DATA.")
+    score.add_argument("model", metavar="MODEL", help="model file written by ffoc fit")
+    score.add_argument("data", metavar="DATA", help="CSV or Parquet file of rows to score")
+    score.add_argument("--output", metavar="FILE", help="CSV or Parquet file to write (default: CSV on stdout)")
+    _add_data_options(score)
+    score.set_defaults(handler=_score)
+
+    info = subparsers.add_parser("info", help="describe a saved detector")
+    info.add_argument("model", metavar="MODEL")
+    info.set_defaults(handler=_info)

@@ -1,0 +1,250 @@
+"""Saving and loading fitted detectors: safetensors weights with JSON metadata, no pickle.
+
+A model file is one safetensors file. Its tensors are the network's weights and
+the fitted arrays (scaler, centers, score statistics), always stored as CPU
+tensors so that a model trained on a GPU loads on a machine without one. Its
+metadata holds, as JSON strings, the estimator's parameters, the fitted scalars
+(radii, thresholds, offset, feature names, ffoc version) and a SHA-256 checksum
+over tensors and metadata, so that a truncated or edited file is detected.
+
+Files are written atomically: the bytes go to a temporary file in the same
+folder, which replaces the target only once it is complete.
+
+Examples
+--------
+>>> import numpy as np, tempfile, os
+>>> from ffoc import FFOneClass, load
+>>> X = np.random.default_rng(0).normal(size=(50, 3))
+>>> model = FFOneClass(epochs=1, random_state=0).fit(X)
+>>> path = os.path.join(tempfile.mkdtemp(), "model.safetensors")
+>>> model.save(path)
+>>> bool(np.allclose(load(path).score_samples(X), model.score_samples(X)))
+True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "ModelFileError", "load", "save", "atomic_write_bytes"]
+
+FORMAT_NAME = "ffoc-model"
+FORMAT_VERSION = 1
+
+# Header length field of a safetensors file: 8 bytes, little-endian unsigned.
+_HEADER_SIZE_BYTES = 8
+_MAX_HEADER_BYTES = 100_000_000
+
+
+class ModelFileError(ValueError):
+    """Raised when a model file is missing, corrupted, edited or from an incompatible version."""
+
+
+def atomic_write_bytes(path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically: a temporary file, fsync, then rename.
+
+    On any failure the temporary file is removed and an existing file at ``path``
+    is left untouched.
+    """
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise FileNotFoundError(f"Cannot write {str(path)!r}: folder {str(folder)!r} does not exist.")
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def _checksum(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        tensor = tensors[name]
+        digest.update(name.encode())
+        digest.update(str(tensor.dtype).encode())
+        digest.update(str(tuple(tensor.shape)).encode())
+        digest.update(tensor.contiguous().numpy().tobytes())
+    for key in sorted(metadata):
+        digest.update(key.encode())
+        digest.update(metadata[key].encode())
+    return digest.hexdigest()
+
+
+def to_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> bytes:
+    """Serialise CPU copies of ``tensors`` and ``metadata`` (with its checksum) to safetensors bytes."""
+    from safetensors.torch import save as safetensors_save
+
+    cpu = {name: t.detach().to("cpu").contiguous() for name, t in tensors.items()}
+    metadata = dict(metadata)
+    metadata["checksum"] = _checksum(cpu, metadata)
+    return safetensors_save(cpu, metadata=metadata)
+
+
+def from_bytes(data: bytes, source: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Parse and verify safetensors bytes written by :func:`to_bytes`.
+
+    Raises
+    ------
+    ModelFileError
+        If the bytes are not a complete safetensors file, lack ffoc's metadata,
+        or fail the checksum.
+    """
+    from safetensors.torch import load as safetensors_load
+
+    if len(data) < _HEADER_SIZE_BYTES:
+        raise ModelFileError(f"{source} is not an ffoc model file: it has only {len(data)} bytes.")
+    (header_size,) = struct.unpack("<Q", data[:_HEADER_SIZE_BYTES])
+    if header_size > min(len(data) - _HEADER_SIZE_BYTES, _MAX_HEADER_BYTES):
+        raise ModelFileError(
+            f"{source} is truncated or not an ffoc model file (its header claims {header_size} bytes, "
+            f"the file has {len(data)}). Save the model again."
+        )
+    try:
+        header = json.loads(data[_HEADER_SIZE_BYTES : _HEADER_SIZE_BYTES + header_size])
+        metadata = header.get("__metadata__") or {}
+    except (UnicodeDecodeError, json.JSONDecodeError, AttributeError) as error:
+        raise ModelFileError(f"{source} has a corrupted header ({error}). Save the model again.") from None
+    if metadata.get("format") != FORMAT_NAME:
+        raise ModelFileError(f"{source} is a safetensors file, but not an ffoc model (no 'format' entry).")
+    try:
+        tensors = safetensors_load(data)
+    except Exception as error:  # safetensors raises its own error type for any malformed file
+        raise ModelFileError(f"{source} is truncated or corrupted: {error}. Save the model again.") from None
+    expected = metadata.pop("checksum", None)
+    if expected is None or _checksum(tensors, metadata) != expected:
+        raise ModelFileError(
+            f"{source} failed its checksum: the file was edited or damaged after it was saved. "
+            "Save the model again from the fitted estimator."
+        )
+    version = metadata.get("format_version")
+    if version != str(FORMAT_VERSION):
+        raise ModelFileError(
+            f"{source} uses model format version {version!r}; this ffoc reads version {FORMAT_VERSION}. "
+            "Load it with the ffoc release that saved it, or fit the model again."
+        )
+    return tensors, metadata
+
+
+def _json_default(value):
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, torch.device):
+        return str(value)
+    if isinstance(value, tuple):
+        return list(value)
+    raise TypeError(f"cannot store {type(value).__name__} in a model file")
+
+
+def _portable_params(params: dict) -> dict:
+    portable = {}
+    for key, value in params.items():
+        if key == "random_state" and not (value is None or isinstance(value, (int, np.integer))):
+            value = None  # a RandomState instance has no portable form; the weights are saved anyway
+        portable[key] = value
+    return portable
+
+
+def save(estimator, path) -> None:
+    """Save a fitted ffoc estimator to ``path`` atomically.
+
+    Parameters
+    ----------
+    estimator : FFOneClass or another ffoc estimator
+        A fitted estimator.
+    path : str or os.PathLike
+        Target file, conventionally ending in ``.safetensors``.
+    """
+    from sklearn.utils.validation import check_is_fitted
+
+    from . import __version__
+
+    check_is_fitted(estimator)
+    tensors, fitted = estimator._fitted_state()
+    metadata = {
+        "format": FORMAT_NAME,
+        "format_version": str(FORMAT_VERSION),
+        "ffoc_version": __version__,
+        "estimator": type(estimator).__name__,
+        "params": json.dumps(_portable_params(estimator.get_params()), default=_json_default),
+        "fitted": json.dumps(fitted, default=_json_default),
+    }
+    atomic_write_bytes(path, to_bytes(tensors, metadata))
+
+
+def _estimator_classes() -> dict:
+    from .estimator import FFOneClass
+
+    classes = {"FFOneClass": FFOneClass}
+    try:
+        from .images import FFOneClassImage
+    except ImportError:
+        pass
+    else:
+        classes["FFOneClassImage"] = FFOneClassImage
+    return classes
+
+
+def load(path):
+    """Load an estimator saved by :meth:`FFOneClass.save`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The model file.
+
+    Returns
+    -------
+    FFOneClass
+        The fitted detector, on the CPU.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ModelFileError
+        If the file is truncated, corrupted, edited or from an incompatible version.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Model file {str(path)!r} not found.")
+    tensors, metadata = from_bytes(path.read_bytes(), repr(str(path)))
+    classes = _estimator_classes()
+    name = metadata.get("estimator")
+    if name not in classes:
+        raise ModelFileError(f"{str(path)!r} holds an unknown estimator {name!r}; expected one of {sorted(classes)}.")
+    try:
+        params = json.loads(metadata["params"])
+        fitted = json.loads(metadata["fitted"])
+    except (KeyError, json.JSONDecodeError) as error:
+        raise ModelFileError(f"{str(path)!r} has invalid metadata ({error}). Save the model again.") from None
+    estimator = classes[name]()
+    try:
+        estimator.set_params(**params)
+        estimator._restore_fitted_state(tensors, fitted)
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        raise ModelFileError(
+            f"{str(path)!r} does not match what {name} expects ({type(error).__name__}: {error}). "
+            "Save the model again with this ffoc version."
+        ) from None
+    return estimator
