@@ -205,7 +205,7 @@ def read_table(
         Names of the columns to read, in the order wanted. All columns
         are read when omitted.
     header : bool or None, default True
-        For text files only: ``True`` if the first row holds column names,
+        For text files only: ``True`` if the first row contains column names,
         ``False`` if it is data, ``None`` to guess (the first row is a
         header unless all of its fields are numbers). Without a header row,
         columns are named ``"0"``, ``"1"``, ... by position. Parquet files
@@ -297,9 +297,10 @@ def iter_table_chunks(
     Raises
     ------
     FileNotFoundError, ValueError, TypeError
-        As in :func:`read_table`, raised by this call for a missing file,
-        an unsupported suffix, a missing column or an invalid ``chunk_size``;
-        parse errors further into the file are raised while iterating.
+        As in :func:`read_table`. This call raises them for a missing file,
+        an unsupported suffix, a missing column or an invalid
+        ``chunk_size``. Parse errors further into the file are raised while
+        iterating.
 
     Examples
     --------
@@ -441,7 +442,7 @@ def split_features_labels(
         if normal_label is not None:
             raise ValueError(
                 f"normal_label={normal_label!r} needs label_column; "
-                "name the column that holds the labels"
+                "name the column that contains the labels"
             )
         return df, None
 
@@ -468,13 +469,20 @@ def split_features_labels(
 def _fsync_directory(folder: Path) -> None:
     """Flush a folder entry to disk so a completed rename survives a crash.
 
-    Only POSIX systems can open a folder for fsync, so elsewhere this does nothing.
+    Only POSIX systems can open a folder for fsync, so elsewhere this does
+    nothing. Some file systems reject fsync on a folder, and that error is
+    ignored because the file itself is already complete and in place.
     """
     if os.name != "posix":
         return
-    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
     try:
         os.fsync(descriptor)
+    except OSError:
+        pass
     finally:
         os.close(descriptor)
 
@@ -599,7 +607,7 @@ def write_table(
     Parameters
     ----------
     df : pandas.DataFrame
-        Table to write. Parquet requires string column names.
+        Table to write.
     path : str or os.PathLike
         Destination with a suffix from :data:`SUPPORTED_SUFFIXES`; a
         ``.gz`` ending writes gzip-compressed text. Its folder must exist.

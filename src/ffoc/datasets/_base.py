@@ -42,11 +42,11 @@ def default_data_dir() -> Path | None:
 def resolve_data_dir(
     data_dir: str | os.PathLike[str] | None, subfolder: str, pattern: str
 ) -> Path:
-    """Find the folder that holds one data collection.
+    """Find the folder that contains one data collection.
 
     ``data_dir`` may point at the collection itself or at a parent folder
     that contains it as ``subfolder`` (for example ``mnist`` or
-    ``adbench_classical``). The parent form is used when ``data_dir`` holds
+    ``adbench_classical``). The parent form is used when ``data_dir`` contains
     no file matching ``pattern`` but ``data_dir / subfolder`` exists.
 
     Parameters
@@ -82,7 +82,7 @@ def resolve_data_dir(
         if data_dir is None:
             raise FileNotFoundError(
                 f"no data folder given and {DATA_DIR_ENV} is not set; pass "
-                f"data_dir=... or set {DATA_DIR_ENV} to the folder that holds "
+                f"data_dir=... or set {DATA_DIR_ENV} to the folder that contains "
                 f"the {subfolder!r} files"
             )
     folder = Path(data_dir)

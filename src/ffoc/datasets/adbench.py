@@ -63,7 +63,9 @@ def _sort_key(name: str) -> tuple[int, str]:
     return number, name
 
 
-def _find_npz(name_or_path: str | os.PathLike[str], data_dir: str | os.PathLike[str] | None) -> Path:
+def _find_npz(
+    name_or_path: str | os.PathLike[str], data_dir: str | os.PathLike[str] | None
+) -> Path:
     """Resolve a data set name or file path to an existing ``.npz`` file.
 
     An existing file path wins. A name is looked up in the data folder,
@@ -158,7 +160,7 @@ def _read_arrays(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"failed to read ADBench file {str(path)!r}: {error}") from error
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise ValueError(
-            f"ADBench file {str(path)!r} holds a single array, not an .npz "
+            f"ADBench file {str(path)!r} contains a single array, not an .npz "
             "archive with arrays X and y"
         )
 

@@ -185,7 +185,7 @@ def save_idx(path: str | os.PathLike[str], array: np.ndarray) -> None:
             "int16, int32, float32 or float64"
         )
     if not 1 <= array.ndim <= 255:
-        raise ValueError(f"IDX files hold 1 to 255 dimensions, got {array.ndim}")
+        raise ValueError(f"IDX files support 1 to 255 dimensions, got {array.ndim}")
     if any(size >= 2**32 for size in array.shape):
         raise ValueError(f"IDX dimension sizes must be below 2**32, got shape {array.shape}")
 
