@@ -17,6 +17,7 @@ from ._validation import check_finite_array, check_numeric_frame, resolve_device
 from .negatives import NEGATIVE_KINDS
 from .nn import ACTIVATIONS, build_mlp
 from .objectives import OBJECTIVES, get_objective
+from .online import OnlineMixin
 from .trainers import TrainConfig, estimate_states, layer_scores, train_bp, train_ff
 
 __all__ = ["FFOneClass"]
@@ -24,9 +25,29 @@ __all__ = ["FFOneClass"]
 # Floor of a layer's training-score standard deviation, so that a constant layer
 # score does not divide by zero when the layers are combined.
 _MIN_SCORE_STD = 1e-12
+# Optimizer steps of epochs="auto".
+AUTO_STEPS = 400
 
 
-class FFOneClass(OutlierMixin, BaseEstimator):
+def _fit_scaler(X: np.ndarray) -> StandardScaler:
+    """Fit a StandardScaler, safe from overflow for values near the float64 limit.
+
+    Columns are divided by their largest magnitude first, so that squaring them to
+    get the variance cannot overflow, and the fitted statistics are scaled back.
+    """
+    magnitude = np.abs(X).max(axis=0)
+    magnitude[~(magnitude > 0)] = 1.0
+    scaler = StandardScaler().fit(X / magnitude)
+    scaler.mean_ = scaler.mean_ * magnitude
+    scaler.scale_ = scaler.scale_ * magnitude
+    with np.errstate(over="ignore"):
+        scaler.var_ = scaler.var_ * magnitude**2  # inf for columns near 1e154 and above; unused for scaling
+    constant = scaler.var_ == 0
+    scaler.scale_[constant] = 1.0
+    return scaler
+
+
+class FFOneClass(OnlineMixin, OutlierMixin, BaseEstimator):
     """Deep one-class detector trained forward-forward (or by backprop for comparison).
 
     The network is an MLP whose layers each carry a one-class objective. With
@@ -66,8 +87,12 @@ class FFOneClass(OutlierMixin, BaseEstimator):
         mean training goodness at initialisation.
     learning_rate : float, default=1e-3
         Step size of the optimizer.
-    epochs : int, default=30
+    epochs : int or "auto", default="auto"
         Passes over the training data (per layer for ``schedule="layerwise"``).
+        "auto" trains for about ``AUTO_STEPS`` (400) optimizer steps, and at least
+        one pass: ``ceil(400 / batches_per_epoch)`` epochs. A budget in steps
+        measured best on the tuning data, because long training lets the
+        representation drift from what separates anomalies.
     batch_size : int, default=128
         Rows per mini-batch; a smaller training set gives one shorter batch.
     optimizer : {"adam", "sgd"}, default="adam"
@@ -111,6 +136,11 @@ class FFOneClass(OutlierMixin, BaseEstimator):
         results bit-identical between runs.
     verbose : int, default=0
         1 or more shows a progress bar over epochs; 0 prints nothing.
+    forgetting : float in [0, 1), default=0.0
+        Online training only (:meth:`partial_fit`, :meth:`fit_stream`): per-row decay
+        of the running statistics (scaler, centers, reservoir behind the radii and
+        ``offset_``), a memory of about ``1 / forgetting`` rows, so that they follow
+        drift. 0 weighs every row seen alike. ``fit`` ignores it.
 
     Attributes
     ----------
@@ -132,6 +162,8 @@ class FFOneClass(OutlierMixin, BaseEstimator):
         Per-epoch training losses.
     device_ : torch.device
         Device used for training.
+    n_epochs_ : int
+        Epochs requested (``epochs`` resolved when "auto"); early stopping may end sooner.
 
     Notes
     -----
@@ -170,7 +202,7 @@ class FFOneClass(OutlierMixin, BaseEstimator):
         "nu": [Interval(Real, 0, 1, closed="neither")],
         "theta": [None, Interval(Real, 0, None, closed="neither")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
-        "epochs": [Interval(Integral, 0, None, closed="left")],
+        "epochs": [StrOptions({"auto"}), Interval(Integral, 0, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "optimizer": [StrOptions({"adam", "sgd"})],
         "schedule": [StrOptions({"interleaved", "layerwise"})],
@@ -186,6 +218,7 @@ class FFOneClass(OutlierMixin, BaseEstimator):
         "device": [str, torch.device],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
+        "forgetting": [Interval(Real, 0, 1, closed="left")],
     }
 
     def __init__(
@@ -199,7 +232,7 @@ class FFOneClass(OutlierMixin, BaseEstimator):
         nu: float = 0.05,
         theta: float | None = None,
         learning_rate: float = 1e-3,
-        epochs: int = 30,
+        epochs="auto",
         batch_size: int = 128,
         optimizer: str = "adam",
         schedule: str = "interleaved",
@@ -215,6 +248,7 @@ class FFOneClass(OutlierMixin, BaseEstimator):
         device="cpu",
         random_state=None,
         verbose: int = 0,
+        forgetting: float = 0.0,
     ) -> None:
         self.objective = objective
         self.trainer = trainer
@@ -240,6 +274,7 @@ class FFOneClass(OutlierMixin, BaseEstimator):
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
+        self.forgetting = forgetting
 
     # ------------------------------------------------------------------ fitting
 
@@ -268,7 +303,7 @@ class FFOneClass(OutlierMixin, BaseEstimator):
         generator = self._make_generator()
 
         # Standardise on the training rows; constant columns are kept, with scale 1.
-        self.scaler_ = StandardScaler().fit(X)
+        self.scaler_ = _fit_scaler(X)
         self._warn_constant_columns()
 
         X_train = self._to_tensor(X)
@@ -291,14 +326,15 @@ class FFOneClass(OutlierMixin, BaseEstimator):
         return self
 
     def _train(self, X_train, X_valid, generator) -> None:
-        config = self._train_config()
+        config = self._train_config(X_train.shape[0])
+        self.n_epochs_ = config.epochs
         train = train_ff if self.trainer == "ff" else train_bp
         validation_loss = None
         if X_valid is not None:
             def validation_loss() -> float:
                 return self._validation_loss(X_valid)
 
-        n_steps = self.epochs * (len(self.layers_) if self.schedule == "layerwise" and self.trainer == "ff" else 1)
+        n_steps = config.epochs * (len(self.layers_) if self.schedule == "layerwise" and self.trainer == "ff" else 1)
         progress = None
         if self.verbose:
             from tqdm.auto import tqdm
@@ -329,11 +365,17 @@ class FFOneClass(OutlierMixin, BaseEstimator):
         contamination = self.nu if self.contamination == "auto" else float(self.contamination)
         return np.quantile(train_scores, contamination)
 
-    def _train_config(self) -> TrainConfig:
+    def _resolve_epochs(self, n_samples: int) -> int:
+        if self.epochs != "auto":
+            return int(self.epochs)
+        batches_per_epoch = max(1, -(-n_samples // self.batch_size))
+        return max(1, -(-AUTO_STEPS // batches_per_epoch))
+
+    def _train_config(self, n_samples: int) -> TrainConfig:
         return TrainConfig(
             objective=self._objective,
             learning_rate=self.learning_rate,
-            epochs=self.epochs,
+            epochs=self._resolve_epochs(n_samples),
             batch_size=self.batch_size,
             optimizer=self.optimizer,
             schedule=self.schedule,

@@ -245,6 +245,8 @@ class LeastSquaresSVDD(_DistanceObjective):
 
     The loss is not monotone in the distance (points near the center cost as
     much as points just outside), so the score is the signed excess instead.
+    Because the loss is quadratic in ``d^2``, activations above about 1e9 overflow
+    float32; the other objectives stay finite up to about 1e18.
     """
 
     name = "ls-svdd"

@@ -238,6 +238,9 @@ def load(path):
         fitted = json.loads(metadata["fitted"])
     except (KeyError, json.JSONDecodeError) as error:
         raise ModelFileError(f"{str(path)!r} has invalid metadata ({error}). Save the model again.") from None
+    for key, value in params.items():
+        if isinstance(value, list) and key.endswith("_sizes"):
+            params[key] = tuple(value)  # JSON has no tuples
     estimator = classes[name]()
     try:
         estimator.set_params(**params)

@@ -36,6 +36,18 @@ def _contamination(text: str):
         raise argparse.ArgumentTypeError(f"invalid contamination {text!r}; give 'auto' or a number in [0, 0.5]") from None
 
 
+def _epochs(text: str):
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"invalid epochs {text!r}; give 'auto' or a non-negative integer")
+    return value
+
+
 def add_estimator_options(parser: argparse.ArgumentParser) -> None:
     """Add the estimator's main parameters as options (defaults: the estimator's own)."""
     from ..estimator import FFOneClass
@@ -48,7 +60,8 @@ def add_estimator_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--hidden-layer-sizes", type=parse_layer_sizes, default=defaults["hidden_layer_sizes"],
                        metavar="W1,W2,...", help="layer widths (default: %(default)s)")
     group.add_argument("--activation", choices=["relu", "leaky_relu", "tanh", "identity"], default=defaults["activation"])
-    group.add_argument("--epochs", type=int, default=defaults["epochs"])
+    group.add_argument("--epochs", type=_epochs, default=defaults["epochs"],
+                       help="passes over the data, or auto (default: %(default)s)")
     group.add_argument("--batch-size", type=int, default=defaults["batch_size"])
     group.add_argument("--learning-rate", type=float, default=defaults["learning_rate"])
     group.add_argument("--optimizer", choices=["adam", "sgd"], default=defaults["optimizer"])
@@ -107,9 +120,11 @@ def _read_features(args: argparse.Namespace, *, keep_normal: bool):
 def _fit(args: argparse.Namespace) -> int:
     from ..estimator import FFOneClass
 
-    features, _ = _read_features(args, keep_normal=True)
     if args.stream:
-        raise CommandError("--stream is not available in this version of ffoc fit")
+        from .stream import fit_stream_command
+
+        return fit_stream_command(args)
+    features, _ = _read_features(args, keep_normal=True)
     out = Path(args.out)
     if out.is_dir():
         raise CommandError(f"--out {str(out)!r} is a folder; give a file name such as model.safetensors")
@@ -176,7 +191,11 @@ def add_parser(subparsers) -> None:
     fit.add_argument("--out", required=True, metavar="MODEL", help="model file to write (.safetensors)")
     fit.add_argument("--normal-label", metavar="VALUE",
                      help="keep only the rows whose --label-column equals VALUE")
-    fit.add_argument("--stream", action="store_true", help="read DATA in chunks (online training)")
+    fit.add_argument("--stream", action="store_true",
+                     help="read DATA in chunks and train online (partial_fit); memory does not grow with the file")
+    from .stream import add_stream_options
+
+    add_stream_options(fit)
     _add_data_options(fit)
     add_estimator_options(fit)
     fit.set_defaults(handler=_fit)

@@ -1,0 +1,138 @@
+"""The ffoc command line, end to end on the bundled banknote data."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ffoc.cli import main
+from ffoc.datasets import load_banknote
+
+FAST = ["--epochs", "3", "--hidden-layer-sizes", "16,16"]
+
+
+@pytest.fixture(scope="module")
+def banknote_csv(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("banknote")
+    frame = load_banknote(as_frame=True).frame
+    path = folder / "banknote.csv"
+    frame.to_csv(path, index=False)
+    return path, frame
+
+
+def test_cli_fit_score_info_round_trip(banknote_csv, tmp_path, capsys):
+    path, frame = banknote_csv
+    label = frame.columns[-1]
+    model = tmp_path / "model.safetensors"
+    assert main(["fit", str(path), "--out", str(model), "--label-column", label, "--normal-label", "0", *FAST]) == 0
+    assert model.is_file()
+    assert "model saved" in capsys.readouterr().out
+
+    scores_path = tmp_path / "scores.csv"
+    assert main(["score", str(model), str(path), "--label-column", label, "--output", str(scores_path)]) == 0
+    scores = pd.read_csv(scores_path)
+    assert list(scores.columns) == ["score_samples", "decision_function", "label"]
+    assert len(scores) == len(frame)
+    assert set(scores["label"]) <= {-1, 1}
+    forged = frame[label].to_numpy() == 1
+    assert scores["score_samples"][forged].mean() < scores["score_samples"][~forged].mean()
+
+    capsys.readouterr()
+    assert main(["info", str(model)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["n_features_in"] == 4
+    assert info["layers"] == [16, 16]
+
+
+def test_cli_score_to_stdout_and_parquet(banknote_csv, tmp_path, capsys):
+    path, frame = banknote_csv
+    features = frame.drop(columns=frame.columns[-1])
+    parquet = tmp_path / "features.parquet"
+    features.to_parquet(parquet)
+    model = tmp_path / "model.safetensors"
+    assert main(["fit", str(parquet), "--out", str(model), *FAST]) == 0
+    capsys.readouterr()
+    assert main(["score", str(model), str(parquet)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == "score_samples,decision_function,label"
+    assert len(lines) == len(frame) + 1
+    out = tmp_path / "scores.parquet"
+    assert main(["score", str(model), str(parquet), "--output", str(out)]) == 0
+    assert len(pd.read_parquet(out)) == len(frame)
+
+
+def test_cli_headerless_file(tmp_path):
+    source = Path(__file__).resolve().parents[1] / "src" / "ffoc" / "datasets" / "data" / "data_banknote_authentication.txt"
+    data = tmp_path / "banknote.txt"
+    shutil.copy(source, data)
+    model = tmp_path / "model.safetensors"
+    code = main(["fit", str(data), "--no-header", "--label-column", "4", "--normal-label", "0",
+                 "--out", str(model), *FAST])
+    assert code == 0
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["fit", "missing.csv", "--out", "m.safetensors"], "not found"),
+        (["score", "missing.safetensors", "x.csv"], "not found"),
+    ],
+)
+def test_cli_errors_are_one_line(arguments, message, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(arguments) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_cli_fit_rejects_unknown_label_column(banknote_csv, tmp_path, capsys):
+    path, _ = banknote_csv
+    assert main(["fit", str(path), "--out", str(tmp_path / "m.safetensors"), "--label-column", "nope"]) == 1
+    assert "nope" in capsys.readouterr().err
+
+
+def test_cli_fit_rejects_non_numeric_data(tmp_path, capsys):
+    data = tmp_path / "text.csv"
+    data.write_text("a,b\n1,x\n2,y\n")
+    assert main(["fit", str(data), "--out", str(tmp_path / "m.safetensors"), *FAST]) == 1
+    assert "'b'" in capsys.readouterr().err
+
+
+def test_cli_score_rejects_wrong_columns(banknote_csv, tmp_path, capsys):
+    path, frame = banknote_csv
+    model = tmp_path / "m.safetensors"
+    assert main(["fit", str(path), "--out", str(model), "--label-column", frame.columns[-1], *FAST]) == 0
+    other = tmp_path / "other.csv"
+    pd.DataFrame(np.zeros((3, 2)), columns=["p", "q"]).to_csv(other, index=False)
+    capsys.readouterr()
+    assert main(["score", str(model), str(other)]) == 1
+    assert "feature" in capsys.readouterr().err
+
+
+def test_cli_score_rejects_corrupted_model(banknote_csv, tmp_path, capsys):
+    path, _ = banknote_csv
+    model = tmp_path / "m.safetensors"
+    model.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
+    assert main(["score", str(model), str(path)]) == 1
+    assert "m.safetensors" in capsys.readouterr().err
+
+
+def test_cli_bad_option_value_exits_2(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "x.csv", "--out", "m", "--hidden-layer-sizes", "a,b"])
+    assert exit_info.value.code == 2
+
+
+def test_cli_demo_prints_metrics_for_both_trainers(capsys):
+    assert main(["demo", "--splits", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "AUROC" in out
+    rows = {line.split()[0]: line for line in out.splitlines() if line.split() and line.split()[0] in ("ff", "bp")}
+    assert set(rows) == {"ff", "bp"}
+    auroc = float(rows["ff"].split()[7])
+    assert auroc > 0.95

@@ -1,0 +1,258 @@
+"""FFOneClass: scikit-learn outlier contract, learning, determinism and input checks."""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.exceptions import NotFittedError
+from sklearn.metrics import roc_auc_score
+
+from ffoc import FFOneClass
+
+FAST = dict(epochs=5, hidden_layer_sizes=(16, 16))
+
+
+@pytest.fixture(scope="module")
+def fitted(shifted_blobs):
+    normal, _ = shifted_blobs
+    return FFOneClass(random_state=0, **FAST).fit(normal)
+
+
+def test_ffoneclass_fit_returns_self(shifted_blobs):
+    detector = FFOneClass(random_state=0, **FAST)
+    assert detector.fit(shifted_blobs[0]) is detector
+
+
+def test_ffoneclass_init_only_stores_parameters():
+    detector = FFOneClass(nu=7.0, device="cuda:99", hidden_layer_sizes="bad")
+    assert detector.nu == 7.0
+    assert not hasattr(detector, "layers_")
+
+
+def test_ffoneclass_decision_function_is_score_samples_minus_offset(fitted, shifted_blobs):
+    X = np.vstack(shifted_blobs)
+    assert np.allclose(fitted.decision_function(X), fitted.score_samples(X) - fitted.offset_)
+
+
+def test_ffoneclass_predict_sign_of_decision_function(fitted, shifted_blobs):
+    X = np.vstack(shifted_blobs)
+    decision = fitted.decision_function(X)
+    assert set(np.unique(fitted.predict(X))) <= {-1, 1}
+    assert np.array_equal(fitted.predict(X), np.where(decision >= 0, 1, -1))
+
+
+def test_ffoneclass_separates_shifted_anomalies(shifted_blobs):
+    normal, anomalies = shifted_blobs
+    for trainer in ("ff", "bp"):
+        detector = FFOneClass(trainer=trainer, random_state=0).fit(normal)
+        scores = detector.score_samples(np.vstack([normal, anomalies]))
+        labels = np.r_[np.zeros(len(normal)), np.ones(len(anomalies))]
+        assert np.unique(scores).size > 1, "scores must not all be equal"
+        assert roc_auc_score(labels, -scores) > 0.9, trainer
+        assert (detector.predict(anomalies) == -1).mean() > 0.9, trainer
+
+
+@pytest.mark.parametrize("objective", ["goodness", "goodness-sigmoid", "hb-svdd", "svdd", "ls-svdd"])
+def test_ffoneclass_every_objective_scores_anomalies_lower(objective, shifted_blobs):
+    normal, anomalies = shifted_blobs
+    detector = FFOneClass(objective=objective, random_state=0, **FAST).fit(normal)
+    assert detector.score_samples(anomalies).mean() < detector.score_samples(normal).mean()
+
+
+def test_ffoneclass_auto_contamination_flags_nu_of_training_rows(fitted, shifted_blobs):
+    share = (fitted.predict(shifted_blobs[0]) == -1).mean()
+    assert share == pytest.approx(fitted.nu, abs=0.01)
+
+
+def test_ffoneclass_zero_contamination_flags_all_far_points(shifted_blobs):
+    normal, _ = shifted_blobs
+    detector = FFOneClass(contamination=0.0, random_state=0, **FAST).fit(normal)
+    far = np.random.default_rng(1).normal(size=(50, 5)) + 20.0
+    assert np.all(detector.predict(far) == -1)
+    assert np.all(detector.predict(normal) == 1)
+
+
+def test_ffoneclass_fit_ignores_y(shifted_blobs):
+    normal, _ = shifted_blobs
+    y = np.r_[np.zeros(150), np.ones(150)]
+    a = FFOneClass(random_state=3, **FAST).fit(normal).score_samples(normal)
+    b = FFOneClass(random_state=3, **FAST).fit(normal, y).score_samples(normal)
+    assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("trainer,schedule", [("ff", "interleaved"), ("ff", "layerwise"), ("bp", "interleaved")])
+def test_ffoneclass_random_state_makes_results_bit_identical(trainer, schedule, shifted_blobs):
+    normal, _ = shifted_blobs
+    params = dict(trainer=trainer, schedule=schedule, random_state=11, **FAST)
+    a = FFOneClass(**params).fit(normal).score_samples(normal)
+    b = FFOneClass(**params).fit(normal).score_samples(normal)
+    assert np.array_equal(a, b)
+
+
+def test_ffoneclass_different_seeds_differ(shifted_blobs):
+    normal, _ = shifted_blobs
+    a = FFOneClass(random_state=1, **FAST).fit(normal).score_samples(normal)
+    b = FFOneClass(random_state=2, **FAST).fit(normal).score_samples(normal)
+    assert not np.array_equal(a, b)
+
+
+def test_ffoneclass_constant_column_warns_and_scores_finite(rng):
+    X = rng.normal(size=(200, 5))
+    X[:, 2] = 3.0
+    with pytest.warns(UserWarning, match="constant column"):
+        detector = FFOneClass(random_state=0, **FAST).fit(X)
+    assert np.isfinite(detector.score_samples(X)).all()
+
+
+def test_ffoneclass_fewer_rows_than_batch_size_trains(rng):
+    X = rng.normal(size=(20, 3))
+    detector = FFOneClass(batch_size=32, random_state=0, epochs=3).fit(X)
+    assert detector.score_samples(X).shape == (20,)
+    assert np.isfinite(detector.score_samples(X)).all()
+
+
+def test_ffoneclass_batch_of_one(rng):
+    X = rng.normal(size=(50, 3))
+    detector = FFOneClass(batch_size=1, epochs=1, random_state=0).fit(X)
+    assert detector.predict(X[:1]).shape == (1,)
+    single_row = FFOneClass(epochs=2, random_state=0).fit(X[:1])
+    assert np.isfinite(single_row.score_samples(X)).all()
+
+
+def test_ffoneclass_dataframe_sets_feature_names(rng):
+    frame = pd.DataFrame(rng.normal(size=(60, 3)), columns=["a", "b", "c"])
+    detector = FFOneClass(random_state=0, **FAST).fit(frame)
+    assert detector.n_features_in_ == 3
+    assert list(detector.feature_names_in_) == ["a", "b", "c"]
+    assert detector.score_samples(frame).shape == (60,)
+
+
+def test_ffoneclass_layer_scores_shape_and_direction(fitted, shifted_blobs):
+    normal, anomalies = shifted_blobs
+    scores = fitted.layer_scores(anomalies)
+    assert scores.shape == (15, 2)
+    # The first layer sees the standardised magnitude, so shifted rows score high there;
+    # later layers see only the direction of the previous layer's activity.
+    assert scores[:, 0].min() > np.median(fitted.layer_scores(normal)[:, 0])
+
+
+def test_ffoneclass_score_layers_last_uses_last_layer(shifted_blobs):
+    normal, anomalies = shifted_blobs
+    detector = FFOneClass(score_layers="last", random_state=0, **FAST).fit(normal)
+    last = detector.layer_scores(anomalies)[:, -1]
+    expected = -(last - detector.layer_score_mean_[-1]) / detector.layer_score_std_[-1]
+    assert np.allclose(detector.score_samples(anomalies), expected)
+
+
+def test_ffoneclass_early_stopping_records_validation_losses(shifted_blobs):
+    normal, _ = shifted_blobs
+    detector = FFOneClass(early_stopping=True, epochs=200, n_iter_no_change=3, random_state=0).fit(normal)
+    assert len(detector.history_.validation_losses) >= 1
+    assert len(detector.history_.validation_losses) < 200
+
+
+def test_ffoneclass_validation_data_used_for_stopping(shifted_blobs):
+    normal, _ = shifted_blobs
+    detector = FFOneClass(epochs=4, random_state=0).fit(normal[:200], X_val=normal[200:])
+    assert len(detector.history_.validation_losses) == 4
+
+
+def test_ffoneclass_training_memory_does_not_keep_graphs(shifted_blobs):
+    normal, _ = shifted_blobs
+    detector = FFOneClass(epochs=3, random_state=0).fit(normal)
+    for layer in detector.layers_:
+        assert layer.linear.weight.grad is None or layer.linear.weight.grad.grad_fn is None
+    assert all(isinstance(v, float) for epoch in detector.history_.layer_losses for v in epoch)
+
+
+def test_ffoneclass_verbose_zero_prints_nothing(capsys, shifted_blobs):
+    FFOneClass(random_state=0, **FAST).fit(shifted_blobs[0])
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == ""
+
+
+def test_ffoneclass_scoring_before_fit_raises():
+    with pytest.raises(NotFittedError):
+        FFOneClass().score_samples(np.zeros((2, 2)))
+
+
+# ---------------------------------------------------------------- bad input
+
+@pytest.mark.parametrize(
+    "X, message",
+    [
+        (np.array([[1.0, np.nan], [2.0, 3.0]]), r"NaN at row 0, column 1"),
+        (np.array([[1.0, 2.0], [np.inf, 3.0]]), r"inf at row 1, column 0"),
+        (np.empty((0, 3)), r"0 sample"),
+        (np.array([1.0, 2.0, 3.0]), r"Expected 2D array"),
+        (np.zeros((2, 2, 2)), r"dim 3|3D|3 dimensions|Found array with dim 3"),
+        (np.array([["a", "b"], ["c", "d"]]), r"numeric"),
+    ],
+)
+def test_ffoneclass_fit_rejects_bad_input(X, message):
+    with pytest.raises(ValueError, match=message):
+        FFOneClass(**FAST).fit(X)
+
+
+def test_ffoneclass_rejects_nan_with_column_name():
+    frame = pd.DataFrame({"a": [1.0, 2.0, 3.0], "b": [1.0, np.nan, 0.5]})
+    with pytest.raises(ValueError, match=r"NaN at row 1, column 'b'"):
+        FFOneClass(**FAST).fit(frame)
+
+
+def test_ffoneclass_rejects_non_numeric_column_by_name():
+    frame = pd.DataFrame({"a": [1.0, 2.0], "kind": ["x", "y"]})
+    with pytest.raises(ValueError, match=r"not numeric: 'kind'"):
+        FFOneClass(**FAST).fit(frame)
+
+
+def test_ffoneclass_rejects_wrong_feature_count_at_scoring(fitted):
+    with pytest.raises(ValueError, match=r"4 features.*expecting 5|expecting 5 features"):
+        fitted.score_samples(np.zeros((3, 4)))
+
+
+def test_ffoneclass_rejects_nan_at_scoring(fitted):
+    X = np.zeros((3, 5))
+    X[2, 4] = np.nan
+    with pytest.raises(ValueError, match=r"NaN at row 2, column 4"):
+        fitted.predict(X)
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        (dict(nu=1.5), r"'nu' parameter"),
+        (dict(contamination=0.7), r"'contamination' parameter"),
+        (dict(objective="svm"), r"'objective' parameter"),
+        (dict(hidden_layer_sizes=(16, 0)), r"hidden_layer_sizes"),
+        (dict(hidden_layer_sizes=()), r"hidden_layer_sizes"),
+        (dict(batch_size=0), r"'batch_size' parameter"),
+        (dict(score_layers=[5]), r"score_layers"),
+        (dict(device="tpu"), r"Unknown device 'tpu'"),
+    ],
+)
+def test_ffoneclass_rejects_bad_parameters(params, message, rng):
+    with pytest.raises(ValueError, match=message):
+        FFOneClass(epochs=1, **params).fit(rng.normal(size=(20, 5))).score_samples(rng.normal(size=(2, 5)))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised where CUDA is missing")
+def test_ffoneclass_cuda_without_gpu_is_clear_error(rng):
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        FFOneClass(device="cuda", epochs=1).fit(rng.normal(size=(20, 3)))
+
+
+def test_ffoneclass_layerwise_schedule_with_bp_is_clear_error(rng):
+    with pytest.raises(ValueError, match="layerwise"):
+        FFOneClass(trainer="bp", schedule="layerwise", epochs=1).fit(rng.normal(size=(20, 3)))
+
+
+def test_ffoneclass_huge_values_are_rejected_or_finite(rng):
+    X = rng.normal(size=(100, 3)) * 1e200
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        detector = FFOneClass(epochs=2, random_state=0).fit(X)
+    assert np.isfinite(detector.score_samples(X)).all()

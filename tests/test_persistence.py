@@ -1,0 +1,148 @@
+"""Saving and loading: round trip, atomic writes, and clear errors on damaged files."""
+
+import json
+import struct
+
+import numpy as np
+import pytest
+
+from ffoc import FFOneClass, ModelFileError, load
+from ffoc.persistence import atomic_write_bytes
+
+
+@pytest.fixture(scope="module")
+def model_and_data():
+    X = np.random.default_rng(5).normal(size=(120, 4))
+    model = FFOneClass(objective="svdd", epochs=3, hidden_layer_sizes=(8, 6), random_state=0).fit(X)
+    return model, X
+
+
+@pytest.mark.parametrize("objective", ["goodness", "hb-svdd", "svdd", "ls-svdd"])
+def test_save_load_round_trip_scores_equal(objective, tmp_path):
+    X = np.random.default_rng(1).normal(size=(80, 3))
+    model = FFOneClass(objective=objective, epochs=2, random_state=0).fit(X)
+    path = tmp_path / "model.safetensors"
+    model.save(path)
+    loaded = load(path)
+    assert np.allclose(loaded.score_samples(X), model.score_samples(X), atol=1e-6)
+    assert np.array_equal(loaded.predict(X), model.predict(X))
+    params = model.get_params()
+    loaded_params = loaded.get_params()
+    for key in ("objective", "trainer", "nu", "contamination", "score_layers", "epochs"):
+        assert loaded_params[key] == params[key], key
+    assert tuple(loaded_params["hidden_layer_sizes"]) == tuple(params["hidden_layer_sizes"])
+
+
+def test_save_load_keeps_feature_names(tmp_path):
+    import pandas as pd
+
+    frame = pd.DataFrame(np.random.default_rng(2).normal(size=(40, 2)), columns=["x", "y"])
+    model = FFOneClass(epochs=1, random_state=0).fit(frame)
+    model.save(tmp_path / "m.safetensors")
+    loaded = load(tmp_path / "m.safetensors")
+    assert list(loaded.feature_names_in_) == ["x", "y"]
+    with pytest.raises(ValueError, match="feature names"):
+        loaded.score_samples(frame.rename(columns={"x": "z"}))
+
+
+def test_model_file_contains_no_pickle(model_and_data, tmp_path):
+    model, _ = model_and_data
+    path = tmp_path / "m.safetensors"
+    model.save(path)
+    data = path.read_bytes()
+    (header_size,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + header_size])
+    assert header["__metadata__"]["format"] == "ffoc-model"
+    assert b"\x80\x04\x95" not in data  # the opening bytes of a pickle stream
+
+
+def test_save_failure_keeps_previous_file(model_and_data, tmp_path, monkeypatch):
+    model, _ = model_and_data
+    path = tmp_path / "m.safetensors"
+    model.save(path)
+    before = path.read_bytes()
+
+    import ffoc.persistence as persistence
+
+    def broken_to_bytes(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(persistence, "to_bytes", broken_to_bytes)
+    with pytest.raises(RuntimeError, match="disk full"):
+        model.save(path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]
+
+
+def test_atomic_write_bytes_into_missing_folder_is_clear(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        atomic_write_bytes(tmp_path / "missing" / "m.safetensors", b"x")
+
+
+def test_load_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not found"):
+        load(tmp_path / "nope.safetensors")
+
+
+def test_load_truncated_file(model_and_data, tmp_path):
+    model, _ = model_and_data
+    path = tmp_path / "m.safetensors"
+    model.save(path)
+    data = path.read_bytes()
+    for cut in (4, 100, len(data) - 10):
+        path.write_bytes(data[:cut])
+        with pytest.raises(ModelFileError, match="truncated|only"):
+            load(path)
+
+
+def test_load_edited_tensor_fails_checksum(model_and_data, tmp_path):
+    model, _ = model_and_data
+    path = tmp_path / "m.safetensors"
+    model.save(path)
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(ModelFileError, match="checksum"):
+        load(path)
+
+
+def test_load_edited_metadata_fails_checksum(model_and_data, tmp_path):
+    model, _ = model_and_data
+    path = tmp_path / "m.safetensors"
+    model.save(path)
+    data = path.read_bytes()
+    edited = data.replace(b'\\"nu\\": 0.05', b'\\"nu\\": 0.07')  # same length, valid JSON
+    assert edited != data
+    path.write_bytes(edited)
+    with pytest.raises(ModelFileError, match="checksum"):
+        load(path)
+
+
+def test_load_incompatible_version(model_and_data, tmp_path, monkeypatch):
+    import ffoc.persistence as persistence
+
+    model, _ = model_and_data
+    monkeypatch.setattr(persistence, "FORMAT_VERSION", 99)
+    model.save(tmp_path / "m.safetensors")
+    monkeypatch.setattr(persistence, "FORMAT_VERSION", 1)
+    with pytest.raises(ModelFileError, match="version '99'"):
+        load(tmp_path / "m.safetensors")
+
+
+def test_load_other_file_is_not_a_model(tmp_path):
+    path = tmp_path / "data.csv"
+    path.write_text("a,b\n1,2\n")
+    with pytest.raises(ModelFileError):
+        load(path)
+    from safetensors.numpy import save_file
+
+    save_file({"w": np.zeros(3, dtype=np.float32)}, str(tmp_path / "plain.safetensors"))
+    with pytest.raises(ModelFileError, match="not an ffoc model"):
+        load(tmp_path / "plain.safetensors")
+
+
+def test_save_unfitted_raises(tmp_path):
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        FFOneClass().save(tmp_path / "m.safetensors")
