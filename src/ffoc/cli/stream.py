@@ -1,0 +1,139 @@
+"""``ffoc fit DATA --stream``: online training on a CSV or Parquet file read in chunks.
+
+Only one chunk of the file is in memory at a time, so peak memory depends on
+``--chunk-size`` and not on the file's size. Every ``--checkpoint-every``
+chunks the detector and its online-training state are written to a checkpoint
+file; ``--resume`` reads it, skips the chunks already trained on and continues,
+which gives the same model as a run that was never interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from . import CommandError
+
+__all__ = ["add_stream_options", "fit_stream_command", "default_checkpoint_path"]
+
+_DEFAULT_CHUNK_SIZE = 10_000
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid count {text!r}; give a positive integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"invalid count {text!r}; give a positive integer")
+    return value
+
+
+def add_stream_options(parser: argparse.ArgumentParser) -> None:
+    """Add ``--chunk-size``, ``--checkpoint-every``, ``--checkpoint`` and ``--resume`` to ``ffoc fit``."""
+    group = parser.add_argument_group("streaming (with --stream)")
+    group.add_argument("--chunk-size", type=_positive_int, default=_DEFAULT_CHUNK_SIZE, metavar="N",
+                       help="rows read and trained on per partial_fit call (default: %(default)s)")
+    group.add_argument("--checkpoint-every", type=_positive_int, metavar="K",
+                       help="write a checkpoint after every K chunks (default: no checkpoints)")
+    group.add_argument("--checkpoint", metavar="FILE",
+                       help="checkpoint file (default: MODEL with the suffix .checkpoint.safetensors)")
+    group.add_argument("--forgetting", type=float, default=0.0, metavar="F",
+                       help="per-row decay of the running statistics, a memory of about 1/F rows, "
+                            "so that the detector follows drift (default: %(default)s, no decay)")
+    group.add_argument("--resume", action="store_true",
+                       help="continue the run saved in the checkpoint file, skipping the chunks it "
+                            "already trained on; give the same DATA, --chunk-size and model options")
+
+
+def default_checkpoint_path(out: Path) -> Path:
+    """Return the checkpoint file used when ``--checkpoint`` is not given: ``model.checkpoint.safetensors``."""
+    return out.with_name(out.name.removesuffix(".safetensors") + ".checkpoint.safetensors")
+
+
+def _chunk_features(chunk, args: argparse.Namespace):
+    """Return the feature columns of the chunk's normal rows (all rows without --normal-label)."""
+    from ..io import _normal_row_mask, split_features_labels
+
+    features, labels = split_features_labels(chunk, label_column=args.label_column)
+    if args.normal_label is not None:
+        features = features[_normal_row_mask(labels, args.normal_label).to_numpy()]
+    return features
+
+
+def _resume(args: argparse.Namespace, checkpoint: Path, params: dict):
+    """Load the checkpoint and check that it belongs to this run; return (detector, chunks done)."""
+    from ..checkpoint import load_checkpoint
+
+    if not checkpoint.is_file():
+        raise CommandError(f"--resume: checkpoint {str(checkpoint)!r} not found; run without --resume to start")
+    detector, progress = load_checkpoint(checkpoint)
+    if progress.get("chunk_size") != args.chunk_size:
+        raise CommandError(
+            f"--resume: the checkpoint was written with --chunk-size {progress.get('chunk_size')}, "
+            f"not {args.chunk_size}; resume with the same chunk size"
+        )
+    saved = detector.get_params()
+    different = [f"{key} ({saved[key]!r} in the checkpoint, {value!r} now)"
+                 for key, value in params.items() if key != "verbose" and _as_json(saved.get(key)) != _as_json(value)]
+    if different:
+        raise CommandError(f"--resume: model options differ from the checkpoint's: {'; '.join(different)}")
+    return detector, int(progress.get("chunks_done", 0))
+
+
+def _as_json(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
+def fit_stream_command(args: argparse.Namespace) -> int:
+    """Train on DATA chunk by chunk, with optional checkpoints and resume; save the model to --out."""
+    from ..checkpoint import save_checkpoint
+    from ..estimator import FFOneClass
+    from ..io import iter_table_chunks
+    from .model import estimator_params
+
+    out = Path(args.out)
+    if out.is_dir():
+        raise CommandError(f"--out {str(out)!r} is a folder; give a file name such as model.safetensors")
+    if args.normal_label is not None and args.label_column is None:
+        raise CommandError("--normal-label needs --label-column to say which column holds the labels")
+    checkpoint = Path(args.checkpoint) if args.checkpoint else default_checkpoint_path(out)
+    params = {**estimator_params(args), "forgetting": args.forgetting}
+
+    chunks_done = 0
+    detector = FFOneClass(**params)
+    if args.resume:
+        detector, chunks_done = _resume(args, checkpoint, params)
+        detector.set_params(verbose=args.verbose)
+
+    chunks = iter_table_chunks(args.data, args.chunk_size, header=False if args.no_header else None)
+    n_chunks = 0
+    n_rows = 0
+    for n_chunks, chunk in enumerate(chunks, start=1):
+        if n_chunks <= chunks_done:
+            continue  # trained on before the interruption
+        features = _chunk_features(chunk, args)
+        if features.shape[0] == 0:
+            continue
+        detector.partial_fit(features)
+        n_rows += features.shape[0]
+        if args.checkpoint_every and n_chunks % args.checkpoint_every == 0:
+            save_checkpoint(detector, checkpoint, progress={
+                "data": str(args.data), "chunk_size": args.chunk_size, "chunks_done": n_chunks,
+            })
+    if not hasattr(detector, "layers_"):
+        raise CommandError(f"{args.data} has no training rows" + (
+            f" with label {args.normal_label!r}" if args.normal_label is not None else ""))
+    if n_chunks < chunks_done:
+        raise CommandError(
+            f"--resume: the checkpoint has {chunks_done} chunks done but {args.data} has only {n_chunks}; "
+            "resume with the same DATA"
+        )
+
+    detector.save(out)
+    print(
+        f"fitted {detector.trainer} {detector.objective} online on {detector.n_samples_seen_} rows x "
+        f"{detector.n_features_in_} features in {n_chunks} chunks of up to {args.chunk_size} rows "
+        f"({n_rows} in this run); model saved to {out}"
+    )
+    return 0

@@ -1,0 +1,491 @@
+"""Online training of :class:`ffoc.FFOneClass`: ``partial_fit``, ``fit_stream`` and running statistics.
+
+Forward-forward training updates each layer from the mini-batch passing through
+it, so a detector can learn from a stream: one batch in, every layer steps, and
+the batch is dropped. :class:`OnlineMixin` adds this to the estimator. Each
+mini-batch goes through the same step function as :meth:`FFOneClass.fit`
+(:func:`ffoc.trainers.ff_step` or :func:`ffoc.trainers.bp_step`). The
+statistics that ``fit`` computes from the whole training set come from running
+estimates instead:
+
+* **Input scaling**: a running mean and variance over all rows seen, merged one
+  call at a time with the pairwise update of Chan, Golub and LeVeque (1979). With
+  ``forgetting > 0`` the weight of earlier rows decays by ``(1 - forgetting)``
+  per row, so the scaling follows drift.
+* **Warm-up**: the first ``max(batch_size, WARM_UP_ROWS)`` rows are kept until
+  that many have arrived. Then the centers and thresholds are estimated from
+  them, exactly as ``fit`` estimates them from its training set, and the rows are
+  trained on. Before then no step is taken, but the detector can already score,
+  with statistics estimated from the rows kept so far.
+* **Radius, score standardisation and threshold** (``offset_``): computed with
+  the current network from a reservoir sample of at most ``RESERVOIR_SIZE`` raw
+  rows, at the end of every ``partial_fit`` call. The reservoir is
+  Vitter's Algorithm R (a uniform sample of every row seen) or, with
+  ``forgetting > 0``, Aggarwal's biased reservoir (a sample whose rows survive
+  with probability about ``(1 - forgetting) ** age``). The quantile of the
+  reservoir is the streaming quantile estimate; see :class:`OnlineMixin` for its
+  error bound.
+
+Memory does not grow with the length of the stream: the reservoir, the warm-up
+rows and one call's rows are all that is kept, plus one line of loss history
+per call.
+
+Examples
+--------
+>>> import numpy as np
+>>> from ffoc import FFOneClass
+>>> rng = np.random.default_rng(0)
+>>> detector = FFOneClass(random_state=0)
+>>> for _ in range(5):
+...     detector = detector.partial_fit(rng.normal(size=(400, 3)))
+>>> detector.predict(np.array([[0.0, 0.0, 0.0], [9.0, 9.0, 9.0]]))
+array([ 1, -1])
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from sklearn.base import _fit_context
+from sklearn.preprocessing import StandardScaler
+
+from ._validation import resolve_device
+from .objectives import get_objective
+from .trainers import TrainHistory, TrainingDivergedError, bp_step, estimate_states, ff_step, layer_scores
+from .trainers.common import batches, make_optimizer, negatives_for
+
+__all__ = ["OnlineMixin", "StreamState", "RESERVOIR_SIZE", "WARM_UP_ROWS"]
+
+# Rows kept for the streaming quantiles. The rank error of a quantile of k
+# uniformly sampled rows is at most sqrt(ln(2 / delta) / (2 k)) with probability
+# 1 - delta (Dvoretzky-Kiefer-Wolfowitz with Massart's constant): 0.021 for
+# k = 4096 and delta = 0.05.
+RESERVOIR_SIZE = 4096
+
+# Minimum number of rows from which the scaler, centers and thresholds are first
+# estimated; the warm-up is at least one mini-batch long.
+WARM_UP_ROWS = 512
+
+# Scale given to a feature whose running standard deviation is below this
+# fraction of its magnitude (a constant column), as StandardScaler does.
+_CONSTANT_RTOL = 1e-12
+
+
+@dataclass
+class StreamState:
+    """Running state of online training, saved in checkpoints.
+
+    Attributes
+    ----------
+    n_seen : int
+        Rows given to ``partial_fit`` so far.
+    n_calls : int
+        ``partial_fit`` calls so far.
+    n_steps : int
+        Optimizer steps taken.
+    warmed_up : bool
+        Whether the warm-up rows have been collected and trained on.
+    weight : float
+        Total weight of the running mean and variance (``n_seen`` without forgetting).
+    reservoir : ndarray of shape (RESERVOIR_SIZE, n_features)
+        Raw sampled rows; the first ``reservoir_filled`` are in use.
+    reservoir_filled : int
+        Rows in the reservoir.
+    warm_up_rows : list of ndarray
+        Raw rows kept during the warm-up.
+    optimizer : torch.optim.Optimizer
+        The optimizer over every layer's parameters.
+    generator : torch.Generator
+        Source of the shuffling, negatives and reservoir draws.
+    layers : torch.nn.ModuleList
+        The layers this state trains; a later ``fit`` replaces the estimator's
+        layers, and ``partial_fit`` then starts a new state.
+    """
+
+    n_seen: int
+    n_calls: int
+    n_steps: int
+    warmed_up: bool
+    weight: float
+    reservoir: np.ndarray
+    reservoir_filled: int
+    optimizer: torch.optim.Optimizer
+    generator: torch.Generator
+    layers: torch.nn.ModuleList
+    warm_up_rows: list[np.ndarray] = field(default_factory=list)
+
+
+class OnlineMixin:
+    """Online training for :class:`ffoc.FFOneClass`: :meth:`partial_fit` and :meth:`fit_stream`.
+
+    Each :meth:`partial_fit` call makes one pass over its rows in shuffled
+    mini-batches of ``batch_size`` rows, and every layer takes one step per
+    mini-batch through the step function that ``fit`` uses. ``epochs``,
+    ``early_stopping`` and ``validation_fraction`` do not apply to streams and
+    are ignored. ``schedule="layerwise"`` trains each layer to completion before
+    the next, which a stream cannot do, so it raises a ValueError.
+
+    Running statistics
+    ------------------
+    Input scaling
+        Running mean and (population) variance, merged per call with the
+        pairwise update of Chan, Golub and LeVeque; exact without forgetting.
+        With ``forgetting = f > 0``, the earlier weight is multiplied by
+        ``(1 - f) ** n`` before a call's ``n`` rows are merged, each with weight 1.
+    Centers and goodness thresholds
+        Estimated once, at the end of the warm-up, from the warm-up rows
+        (the mean activation, as ``fit`` does). With ``forgetting > 0``, or
+        ``center_update="epoch"``, the centers are estimated again from the
+        reservoir after every call, so they follow the data.
+    Radii, per-layer score mean and standard deviation, ``offset_``
+        Computed after every call with the current network from the reservoir
+        rows: the squared radius is the ``(1 - nu)`` quantile of the reservoir's
+        squared distances to the center, and ``offset_`` the ``contamination``
+        quantile of its ``score_samples``.
+
+    Streaming quantile estimator and its error bound
+        The quantiles are those of a reservoir sample of at most ``k =``
+        :data:`RESERVOIR_SIZE` rows. Without forgetting the reservoir is Vitter's
+        Algorithm R, a uniform sample without replacement of every row seen, and
+        the rank error of a sample quantile is at most
+        ``epsilon = sqrt(ln(2 / delta) / (2 k))`` with probability ``1 - delta``
+        (the Dvoretzky-Kiefer-Wolfowitz inequality with Massart's constant;
+        sampling without replacement only tightens it). For ``k = 4096`` and
+        ``delta = 0.05``, ``epsilon = 0.021``: the radius is the quantile at a
+        rank between ``1 - nu - 0.021`` and ``1 - nu + 0.021`` of all rows seen,
+        scored by the current network. With forgetting the reservoir is
+        Aggarwal's biased reservoir: once full, each new row replaces a random
+        slot with probability ``min(1, k * f)``, so a row survives ``t`` later rows
+        with probability about ``exp(-f t)``. It samples the exponentially
+        weighted stream, but its slots are not independent, so the bound above
+        is only a guide there.
+
+    Learning rate and batch size
+        The loss of each mini-batch is a mean over its rows, so the gradient's
+        scale does not depend on ``batch_size``, but the number of steps in one
+        pass is ``n_rows / batch_size``. With Adam each step moves the weights
+        by about ``learning_rate`` whatever the batch size, so halving
+        ``batch_size`` roughly doubles how far one pass moves them. With SGD the
+        usual rule is to scale ``learning_rate`` in proportion to
+        ``batch_size`` (Goyal et al., 2017) to keep the progress per row. A
+        mini-batch of one row is accepted, but then "shuffle" negatives equal
+        the row itself; prefer batches of 32 rows or more.
+
+    Drift
+        The network keeps learning at its constant learning rate, so it follows
+        the data as long as its targets do. ``forgetting`` releases the targets:
+        the scaler, the centers and the reservoir behind the radii and the
+        threshold all weight recent rows more, with a memory of about
+        ``1 / forgetting`` rows.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ffoc import FFOneClass
+    >>> rng = np.random.default_rng(0)
+    >>> chunks = (rng.normal(size=(500, 2)) for _ in range(4))
+    >>> detector = FFOneClass(random_state=0).fit_stream(chunks)
+    >>> detector.n_samples_seen_
+    2000
+    """
+
+    # ------------------------------------------------------------------ public API
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None):
+        """Update the detector with one pass over the normal rows ``X``.
+
+        The first call starts training; later calls continue it. A detector
+        fitted with ``fit`` (or loaded) continues from its weights with a new
+        optimizer and an empty reservoir.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Normal rows, from one row up.
+        y : ignored
+            Present for API consistency.
+
+        Returns
+        -------
+        self : FFOneClass
+            The updated detector.
+
+        Raises
+        ------
+        ValueError
+            If ``schedule="layerwise"``, if ``X`` is not 2-D or not finite, or if
+            its number of features differs from the first call's.
+        """
+        self._partial_fit(X, start=False)
+        return self
+
+    def fit_stream(self, batches: Iterable, y=None):
+        """Fit the detector from scratch on an iterable of 2-D batches, one pass each.
+
+        Equivalent to discarding any earlier training and calling
+        :meth:`partial_fit` on each batch in turn. Only one batch is held at a
+        time, so a generator that reads a large file in chunks trains in bounded
+        memory.
+
+        Parameters
+        ----------
+        batches : iterable of array-like of shape (n_rows, n_features)
+            Batches of normal rows, such as the chunks of
+            :func:`ffoc.io.iter_table_chunks`.
+        y : ignored
+            Present for API consistency.
+
+        Returns
+        -------
+        self : FFOneClass
+            The fitted detector.
+
+        Raises
+        ------
+        ValueError
+            If ``batches`` yields nothing, or a batch is not a 2-D table.
+        TypeError
+            If ``batches`` is a single array (use :meth:`fit` or :meth:`partial_fit`).
+        """
+        if isinstance(batches, np.ndarray) or hasattr(batches, "columns") or isinstance(batches, torch.Tensor):
+            raise TypeError(
+                f"fit_stream needs an iterable of 2-D batches, got a single {type(batches).__name__}; "
+                "call fit(X) or partial_fit(X) for one array, or pass [X]."
+            )
+        self._validate_params()
+        start = True
+        for batch in batches:
+            self._partial_fit(batch, start=start)
+            start = False
+        if start:
+            raise ValueError("fit_stream got no batches; the iterable was empty.")
+        return self
+
+    # ------------------------------------------------------------------ one call
+
+    def _partial_fit(self, X, *, start: bool) -> None:
+        """Run one ``partial_fit`` call; ``start`` discards any earlier training first."""
+        self._check_stream_schedule()
+        stream = getattr(self, "_stream", None)
+        continuing = not start and stream is not None and stream.layers is getattr(self, "layers_", None)
+        fitted_elsewhere = not start and not continuing and hasattr(self, "layers_")
+
+        X = self._check_X(X, reset=not (continuing or fitted_elsewhere))
+        if continuing:
+            pass
+        elif fitted_elsewhere:
+            self._continue_from_fitted()
+        else:
+            self._start_stream()
+        stream = self._stream
+
+        # Running statistics first, so that this call's rows are scaled with them.
+        self._update_scaler(X)
+        self._offer_to_reservoir(X)
+        stream.n_seen += X.shape[0]
+        stream.n_calls += 1
+
+        if not stream.warmed_up:
+            stream.warm_up_rows.append(X)
+            if stream.n_seen < self._warm_up_size():
+                self._estimate_warm_up_states()
+                self._refresh_statistics(self._warm_up_tensor())
+                return
+            # Warm-up complete: estimate the states as fit does, then train on every kept row.
+            X = np.concatenate(stream.warm_up_rows)
+            stream.warm_up_rows = []
+            stream.warmed_up = True
+            self.states_ = estimate_states(
+                self.layers_, self._objective, self._to_tensor(X), nu=self.nu, theta=self.theta
+            )
+
+        self._train_one_pass(self._to_tensor(X))
+        self._refresh_statistics(self._reservoir_tensor())
+
+    def _train_one_pass(self, X: torch.Tensor) -> None:
+        """Step every layer once per shuffled mini-batch of ``X`` and record the mean losses."""
+        stream = self._stream
+        config = self._train_config(X.shape[0])  # its epochs are unused here
+        n_layers = len(self.layers_)
+        total = torch.zeros(n_layers if self.trainer == "ff" else 1)
+        n_batches = 0
+        for index in batches(X.shape[0], self.batch_size, stream.generator):
+            x = X[index]  # (batch, n_features)
+            x_negative = negatives_for(x, config, stream.generator)
+            if self.trainer == "ff":
+                total += ff_step(self.layers_, self.states_, x, x_negative, config, stream.optimizer)
+            else:
+                total += bp_step(self.layers_, self.states_, x, x_negative, config, stream.optimizer)
+            n_batches += 1
+        stream.n_steps += n_batches
+
+        mean = (total / max(n_batches, 1)).tolist()
+        if not all(math.isfinite(value) for value in mean):
+            raise TrainingDivergedError(
+                f"Online training diverged in partial_fit call {stream.n_calls}: the mean loss is {mean}. "
+                "Lower learning_rate, or check the input for extreme values."
+            )
+        self.history_.layer_losses.append(mean)
+
+    # ------------------------------------------------------------------ starting
+
+    def _check_stream_schedule(self) -> None:
+        if self.schedule == "layerwise":
+            raise ValueError(
+                "schedule='layerwise' trains each layer to completion before the next, which a stream "
+                "cannot do; use schedule='interleaved' with partial_fit and fit_stream."
+            )
+
+    def _start_stream(self) -> None:
+        """Build the network, optimizer and empty running statistics for a new stream."""
+        self._check_hidden_layer_sizes()
+        self.device_ = resolve_device(self.device)
+        generator = self._make_generator()
+        self.layers_ = self._build_layers(generator)
+        self._objective = get_objective(self.objective, nu=self.nu)
+        self.history_ = TrainHistory()
+        n_features = self.n_features_in_
+        self.scaler_ = _scaler_from(np.zeros(n_features), np.zeros(n_features), 0)
+        self._stream = StreamState(
+            n_seen=0,
+            n_calls=0,
+            n_steps=0,
+            warmed_up=False,
+            weight=0.0,
+            reservoir=np.empty((RESERVOIR_SIZE, n_features), dtype=np.float64),
+            reservoir_filled=0,
+            optimizer=self._make_stream_optimizer(),
+            generator=generator,
+            layers=self.layers_,
+        )
+
+    def _continue_from_fitted(self) -> None:
+        """Start a stream from a detector fitted by ``fit`` or loaded from a file."""
+        self._objective = self._get_objective()
+        n_seen = int(self.scaler_.n_samples_seen_)
+        if not hasattr(self, "history_"):
+            self.history_ = TrainHistory()
+        self._stream = StreamState(
+            n_seen=n_seen,
+            n_calls=0,
+            n_steps=0,
+            warmed_up=True,
+            weight=float(n_seen),
+            reservoir=np.empty((RESERVOIR_SIZE, self.n_features_in_), dtype=np.float64),
+            reservoir_filled=0,
+            optimizer=self._make_stream_optimizer(),
+            generator=self._make_generator(),
+            layers=self.layers_,
+        )
+
+    def _make_stream_optimizer(self) -> torch.optim.Optimizer:
+        params = [p for layer in self.layers_ for p in layer.parameters()]
+        return make_optimizer(self.optimizer, params, self.learning_rate)
+
+    def _warm_up_size(self) -> int:
+        return max(int(self.batch_size), WARM_UP_ROWS)
+
+    def _forgetting(self) -> float:
+        return float(getattr(self, "forgetting", 0.0) or 0.0)
+
+    # ------------------------------------------------------------------ running statistics
+
+    def _update_scaler(self, X: np.ndarray) -> None:
+        """Merge the rows of ``X`` into the running mean and variance (Chan et al.)."""
+        stream = self._stream
+        n = X.shape[0]
+        batch_mean = X.mean(axis=0)
+        batch_var = X.var(axis=0)
+        old_weight = stream.weight * (1.0 - self._forgetting()) ** n
+        new_weight = old_weight + n
+        delta = batch_mean - self.scaler_.mean_
+        mean = self.scaler_.mean_ + delta * (n / new_weight)
+        var = (old_weight * self.scaler_.var_ + n * batch_var + delta**2 * (old_weight * n / new_weight)) / new_weight
+        stream.weight = new_weight
+        self.scaler_ = _scaler_from(mean, var, stream.n_seen + n)
+
+    def _offer_to_reservoir(self, X: np.ndarray) -> None:
+        """Offer each row of ``X`` to the reservoir (Algorithm R, or the biased reservoir)."""
+        stream = self._stream
+        capacity = stream.reservoir.shape[0]
+
+        # Fill the free slots in order.
+        n_free = min(capacity - stream.reservoir_filled, X.shape[0])
+        if n_free:
+            stream.reservoir[stream.reservoir_filled : stream.reservoir_filled + n_free] = X[:n_free]
+            stream.reservoir_filled += n_free
+        rest = X[n_free:]
+        if rest.shape[0] == 0:
+            return
+
+        # Choose a slot per row, or no slot (-1). Rows are offered in order, so a later
+        # row that lands on the same slot replaces an earlier one.
+        uniform = torch.rand(rest.shape[0], generator=self._stream.generator, dtype=torch.float64).numpy()
+        forgetting = self._forgetting()
+        if forgetting > 0:
+            accept = uniform < min(1.0, capacity * forgetting)
+            slots = np.where(accept, np.floor(uniform / min(1.0, capacity * forgetting) * capacity), -1)
+        else:
+            # Row i (0-based over the stream) takes slot floor(u (i + 1)) when that is below capacity.
+            positions = stream.n_seen + n_free + np.arange(rest.shape[0], dtype=np.float64)
+            slots = np.floor(uniform * (positions + 1.0))
+            slots[slots >= capacity] = -1
+        slots = slots.astype(np.int64)
+        chosen = np.flatnonzero(slots >= 0)
+        if chosen.size == 0:
+            return
+        # Keep only the last row offered to each slot.
+        reversed_slots = slots[chosen][::-1]
+        _, first_in_reversed = np.unique(reversed_slots, return_index=True)
+        last = chosen[::-1][first_in_reversed]
+        stream.reservoir[slots[last]] = rest[last]
+
+    def _estimate_warm_up_states(self) -> None:
+        """Estimate provisional states from the warm-up rows, so that the detector can score."""
+        self.states_ = estimate_states(
+            self.layers_, self._objective, self._warm_up_tensor(), nu=self.nu, theta=self.theta
+        )
+
+    def _refresh_statistics(self, X: torch.Tensor) -> None:
+        """Set the radii, score standardisation and ``offset_`` from the sample ``X`` and the current network."""
+        from .estimator import _MIN_SCORE_STD
+
+        if X.shape[0] == 0:
+            return
+        stream = self._stream
+        if stream.warmed_up:
+            keep_center = self.center_update == "fixed" and self._forgetting() == 0
+            self.states_ = estimate_states(
+                self.layers_, self._objective, X, nu=self.nu, previous=self.states_, keep_center=keep_center
+            )
+        scores = layer_scores(self.layers_, self._objective, self.states_, X)
+        self.layer_score_mean_ = scores.mean(axis=0)
+        self.layer_score_std_ = np.maximum(scores.std(axis=0), _MIN_SCORE_STD)
+        self.offset_ = float(self._offset_from(self._combine(scores)))
+        self.n_samples_seen_ = stream.n_seen
+
+    def _warm_up_tensor(self) -> torch.Tensor:
+        return self._to_tensor(np.concatenate(self._stream.warm_up_rows))
+
+    def _reservoir_tensor(self) -> torch.Tensor:
+        stream = self._stream
+        return self._to_tensor(stream.reservoir[: stream.reservoir_filled])
+
+
+def _scaler_from(mean: np.ndarray, var: np.ndarray, n_samples_seen: int) -> StandardScaler:
+    """Return a fitted StandardScaler with the given mean and population variance."""
+    scaler = StandardScaler()
+    scaler.mean_ = np.asarray(mean, dtype=np.float64)
+    scaler.var_ = np.maximum(np.asarray(var, dtype=np.float64), 0.0)
+    scale = np.sqrt(scaler.var_)
+    constant = scale <= _CONSTANT_RTOL * np.maximum(np.abs(scaler.mean_), 1.0)
+    scale[constant] = 1.0
+    scaler.scale_ = scale
+    scaler.n_samples_seen_ = int(n_samples_seen)
+    scaler.n_features_in_ = scaler.mean_.shape[0]
+    return scaler
