@@ -2,8 +2,8 @@
 
 Trained on normal data alone, the goodness objectives have a trivial minimiser
 (all activity driven to zero) and the distance objectives can shrink every
-representation onto the center. Forward-forward's answer (Hinton, 2022) is to
-train each layer on negatives too: each layer pushes them to *high* goodness, or
+representation onto the center. Forward-forward (Hinton, 2022) trains each
+layer on negatives too: each layer pushes them to *high* goodness, or
 out of the hypersphere, while normal data stays low or inside. ffoc makes the
 negatives from the mini-batch itself, in the standardised input space, so no
 labels and no outside data are needed:

@@ -5,7 +5,7 @@ input to unit length, applies a linear map, then an activation. Forward-forward
 trains each block on its own output; backprop trains the whole stack.
 
 Length normalisation between layers (Hinton, 2022) removes the previous layer's
-goodness from what the next layer sees, so that the next layer cannot solve its
+goodness from the next layer's input, so that the next layer cannot solve its
 objective by copying the magnitude it receives and has to use the direction of
 the activity vector. It is off on the raw input by default, because the
 magnitude of a standardised row is often the main anomaly cue in tabular data.

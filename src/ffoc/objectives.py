@@ -27,12 +27,17 @@ objective              positive loss                                 anomaly sco
 ``ls-svdd``            ``R^2 + (1/nu) * (d^2 - R^2)^2``              ``d^2 - R^2``
 =====================  ===========================================  ==================
 
-The negative loss mirrors the positive one: ``softplus(theta - G)`` and
-``sigmoid(theta - G)`` for the goodness objectives (Hinton's forward-forward rule
-with the roles swapped, because here normal data gets *low* goodness), and
-``softplus((R^2 - d^2) / R^2)`` for the distance objectives, which pushes negatives
-out of the sphere, measured in units of the radius so that it does not depend on
-the layer's scale.
+The negative loss mirrors the positive one. For the goodness objectives it is
+``softplus(theta - G)`` or ``sigmoid(theta - G)``: Hinton's forward-forward rule
+with the roles swapped, because here normal data gets *low* goodness. For the
+distance objectives it is ``softplus(R^2 - d^2)``, which pushes negatives out of
+the sphere.
+
+Units: every loss divides goodness and squared distances by the layer's
+``scale``, fixed at initialisation (the mean training goodness, or the initial
+``R^2``). This multiplies the distance losses by a constant and makes the
+softplus and sigmoid arguments independent of the layer's width and input scale;
+the scores are not divided.
 
 Examples
 --------

@@ -78,7 +78,7 @@ def ff_step(
         loss.backward()  # gradients reach layer k's parameters only
         losses[k] = loss.detach()
 
-        # The next layer sees this layer's output from before the update, detached.
+        # The next layer gets this layer's output from before the update, detached.
         x = h.detach()
         x_negative = None if h_negative is None else h_negative.detach()
     optimizer.step()
@@ -105,7 +105,7 @@ def train_ff(
       final output, and so on.
 
     With ``config.center_update == "epoch"`` the centers and radii are estimated
-    anew from the whole training set after each epoch (the paper's rule);
+    anew from the whole training set after each epoch (the rule of Hopwood, 2023);
     otherwise they stay as estimated at initialisation.
 
     Returns
