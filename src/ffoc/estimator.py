@@ -70,7 +70,7 @@ class FFOneClass(OnlineMixin, OutlierMixin, BaseEstimator):
     trainer : {"ff", "bp"}, default="ff"
         Forward-forward (each layer trained by its own loss) or backprop (loss on the
         last layer, all layers updated).
-    hidden_layer_sizes : tuple of int, default=(64, 64)
+    hidden_layer_sizes : tuple of int, default=(128, 128)
         Widths of the layers.
     activation : {"relu", "leaky_relu", "tanh", "identity"}, default="relu"
         Activation of every layer.
@@ -119,8 +119,9 @@ class FFOneClass(OnlineMixin, OutlierMixin, BaseEstimator):
         training sample are outliers).
     negatives : {"mixed", "shuffle", "noise", "scale", "none"}, default="mixed"
         Negatives made from each mini-batch; see :mod:`ffoc.negatives`.
-    negative_weight : float, default=1.0
-        Weight of the loss on negatives; 0 trains on normal data alone.
+    negative_weight : float, default=4.0
+        Weight of the loss on negatives; 0 trains on normal data alone. Weights
+        from 0.5 to 4 were compared on the tuning data, and 4 measured best.
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the training rows and stop when their
         loss (which needs no labels) has not improved for ``n_iter_no_change``
@@ -226,7 +227,7 @@ class FFOneClass(OnlineMixin, OutlierMixin, BaseEstimator):
         objective: str = "hb-svdd",
         trainer: str = "ff",
         *,
-        hidden_layer_sizes=(64, 64),
+        hidden_layer_sizes=(128, 128),
         activation: str = "relu",
         bias: bool = False,
         nu: float = 0.05,
@@ -241,7 +242,7 @@ class FFOneClass(OnlineMixin, OutlierMixin, BaseEstimator):
         score_layers="all",
         contamination="auto",
         negatives: str = "mixed",
-        negative_weight: float = 1.0,
+        negative_weight: float = 4.0,
         early_stopping: bool = False,
         validation_fraction: float = 0.1,
         n_iter_no_change: int = 10,
