@@ -1,0 +1,218 @@
+"""Online training: partial_fit, fit_stream and the running statistics."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.exceptions import NotFittedError
+from sklearn.metrics import roc_auc_score
+
+from ffoc import FFOneClass
+from ffoc.online import RESERVOIR_SIZE, WARM_UP_ROWS
+
+SMALL = dict(hidden_layer_sizes=(16, 16), batch_size=32, random_state=0)
+
+
+def _chunks(rng, n_chunks, rows=300, shift=0.0):
+    return [rng.normal(size=(rows, 4)) + shift for _ in range(n_chunks)]
+
+
+def _snapshot(detector):
+    """Copy everything that scoring could change by mistake."""
+    stream = detector._stream
+    return {
+        "weights": {k: v.clone() for k, v in detector.layers_.state_dict().items()},
+        "centers": [None if s.center is None else s.center.clone() for s in detector.states_],
+        "radii": [s.radius2 for s in detector.states_],
+        "scaler": (detector.scaler_.mean_.copy(), detector.scaler_.var_.copy()),
+        "score_stats": (detector.layer_score_mean_.copy(), detector.layer_score_std_.copy()),
+        "offset": detector.offset_,
+        "generator": stream.generator.get_state().clone(),
+        "reservoir": stream.reservoir[: stream.reservoir_filled].copy(),
+        "counters": (stream.n_seen, stream.n_steps, stream.n_calls),
+        "optimizer": {
+            index: {key: value.clone() for key, value in entries.items()}
+            for index, entries in stream.optimizer.state_dict()["state"].items()
+        },
+    }
+
+
+def _assert_same(before, after):
+    for name, tensor in before["weights"].items():
+        assert torch.equal(tensor, after["weights"][name]), f"weight {name} changed"
+    for a, b in zip(before["centers"], after["centers"]):
+        assert a is None or torch.equal(a, b), "a center changed"
+    assert before["radii"] == after["radii"]
+    for a, b in zip(before["scaler"] + before["score_stats"], after["scaler"] + after["score_stats"]):
+        assert np.array_equal(a, b)
+    assert before["offset"] == after["offset"]
+    assert torch.equal(before["generator"], after["generator"]), "the random generator advanced"
+    assert np.array_equal(before["reservoir"], after["reservoir"])
+    assert before["counters"] == after["counters"]
+    for index, entries in before["optimizer"].items():
+        for key, value in entries.items():
+            assert torch.equal(value, after["optimizer"][index][key]), f"optimizer state {key} changed"
+
+
+def test_partial_fit_scoring_before_data_raises(rng):
+    detector = FFOneClass(**SMALL)
+    with pytest.raises(NotFittedError, match="not fitted"):
+        detector.score_samples(rng.normal(size=(3, 4)))
+    with pytest.raises(NotFittedError, match="not fitted"):
+        detector.predict(rng.normal(size=(3, 4)))
+
+
+def test_partial_fit_batch_of_one(rng):
+    detector = FFOneClass(**SMALL)
+
+    # A first call with one row starts the stream, and the detector can score.
+    detector.partial_fit(rng.normal(size=(1, 4)))
+    assert detector.n_samples_seen_ == 1
+    assert np.isfinite(detector.score_samples(rng.normal(size=(5, 4)))).all()
+    assert detector._stream.n_steps == 0, "no step before the warm-up is complete"
+
+    # After the warm-up, every one-row call takes one step on every layer.
+    detector.partial_fit(rng.normal(size=(WARM_UP_ROWS, 4)))
+    steps = detector._stream.n_steps
+    weights = [layer.linear.weight.clone() for layer in detector.layers_]
+    detector.partial_fit(rng.normal(size=(1, 4)))
+    assert detector._stream.n_steps == steps + 1
+    for k, layer in enumerate(detector.layers_):
+        assert not torch.equal(layer.linear.weight, weights[k]), f"layer {k} did not step"
+
+
+def test_partial_fit_warm_up_trains_on_kept_rows(rng):
+    detector = FFOneClass(**SMALL)
+    detector.partial_fit(rng.normal(size=(WARM_UP_ROWS - 10, 4)))
+    assert detector._stream.n_steps == 0
+    detector.partial_fit(rng.normal(size=(10, 4)))
+    assert detector._stream.warmed_up
+    assert detector._stream.n_steps == -(-WARM_UP_ROWS // SMALL["batch_size"])
+
+
+def test_partial_fit_scoring_leaves_state_unchanged(rng):
+    detector = FFOneClass(**SMALL)
+    for chunk in _chunks(rng, 3):
+        detector.partial_fit(chunk)
+    before = _snapshot(detector)
+    X = rng.normal(size=(50, 4))
+    detector.score_samples(X)
+    detector.decision_function(X)
+    detector.predict(X)
+    detector.layer_scores(X)
+    _assert_same(before, _snapshot(detector))
+
+
+def test_partial_fit_detects_shifted_rows(shifted_blobs):
+    normal, anomalies = shifted_blobs
+    rng = np.random.default_rng(1)
+    detector = FFOneClass(**SMALL)
+    for _ in range(4):
+        detector.partial_fit(rng.normal(size=(300, 5)))
+    y = np.r_[np.zeros(len(normal)), np.ones(len(anomalies))]
+    auc = roc_auc_score(y, -detector.score_samples(np.vstack([normal, anomalies])))
+    assert auc > 0.95, f"AUROC {auc:.3f} on rows shifted by 6 standard deviations"
+
+
+def test_partial_fit_threshold_follows_nu(rng):
+    detector = FFOneClass(nu=0.1, **SMALL)
+    for chunk in _chunks(rng, 6, rows=500):
+        detector.partial_fit(chunk)
+    share = (detector.predict(rng.normal(size=(4000, 4))) == -1).mean()
+    assert 0.05 < share < 0.15, f"{share:.3f} of fresh normal rows flagged with nu=0.1"
+
+
+def test_partial_fit_backprop_trainer(rng):
+    detector = FFOneClass(trainer="bp", **SMALL)
+    for chunk in _chunks(rng, 3):
+        detector.partial_fit(chunk)
+    assert detector._stream.n_steps > 0
+    assert len(detector.history_.layer_losses[-1]) == 1
+
+
+def test_partial_fit_layerwise_raises(rng):
+    detector = FFOneClass(schedule="layerwise", **SMALL)
+    with pytest.raises(ValueError, match="schedule='layerwise'.*interleaved"):
+        detector.partial_fit(rng.normal(size=(10, 4)))
+
+
+def test_partial_fit_feature_count_mismatch_raises(rng):
+    detector = FFOneClass(**SMALL).partial_fit(rng.normal(size=(10, 4)))
+    with pytest.raises(ValueError, match="features"):
+        detector.partial_fit(rng.normal(size=(10, 3)))
+
+
+def test_partial_fit_rejects_nan(rng):
+    X = rng.normal(size=(10, 4))
+    X[2, 1] = np.nan
+    with pytest.raises(ValueError, match="non-finite"):
+        FFOneClass(**SMALL).partial_fit(X)
+
+
+def test_partial_fit_after_fit_continues(rng):
+    X = rng.normal(size=(600, 4))
+    detector = FFOneClass(epochs=2, **SMALL).fit(X)
+    weights = detector.layers_[0].linear.weight.clone()
+    detector.partial_fit(rng.normal(size=(200, 4)))
+    assert not torch.equal(detector.layers_[0].linear.weight, weights)
+    assert detector.scaler_.n_samples_seen_ == 800
+
+
+def test_fit_stream_equals_partial_fit_calls(rng):
+    chunks = _chunks(rng, 4)
+    streamed = FFOneClass(**SMALL).fit_stream(iter(chunks))
+    stepped = FFOneClass(**SMALL)
+    for chunk in chunks:
+        stepped.partial_fit(chunk)
+    X = rng.normal(size=(20, 4))
+    assert np.array_equal(streamed.score_samples(X), stepped.score_samples(X))
+
+
+def test_fit_stream_starts_afresh(rng):
+    chunks = _chunks(rng, 3)
+    detector = FFOneClass(**SMALL).fit_stream(chunks)
+    detector.fit_stream(chunks)
+    fresh = FFOneClass(**SMALL).fit_stream(chunks)
+    X = rng.normal(size=(20, 4))
+    assert np.array_equal(detector.score_samples(X), fresh.score_samples(X))
+    assert detector.n_samples_seen_ == 900
+
+
+def test_fit_stream_rejects_single_array(rng):
+    with pytest.raises(TypeError, match="iterable of 2-D batches"):
+        FFOneClass(**SMALL).fit_stream(rng.normal(size=(10, 4)))
+    with pytest.raises(ValueError, match="no batches"):
+        FFOneClass(**SMALL).fit_stream([])
+
+
+def test_reservoir_stays_bounded(rng):
+    detector = FFOneClass(**SMALL)
+    for chunk in _chunks(rng, 3, rows=2000):
+        detector.partial_fit(chunk)
+    assert detector._stream.reservoir.shape == (RESERVOIR_SIZE, 4)
+    assert detector._stream.reservoir_filled == RESERVOIR_SIZE
+
+
+def test_reservoir_is_uniform_without_forgetting(rng):
+    detector = FFOneClass(**SMALL)
+    # Rows carry their position in the stream in column 0.
+    for start in range(0, 20_000, 2000):
+        chunk = rng.normal(size=(2000, 4))
+        chunk[:, 0] = np.arange(start, start + 2000)
+        detector.partial_fit(chunk)
+    positions = detector._stream.reservoir[:, 0]
+    assert abs(np.median(positions) - 10_000) < 1000, "Algorithm R keeps a uniform sample"
+
+
+def test_forgetting_follows_drift(rng):
+    before, after = _chunks(rng, 5, rows=1000), _chunks(rng, 5, rows=1000, shift=5.0)
+    plain = FFOneClass(**SMALL).fit_stream(before + after)
+    forgetful = FFOneClass(forgetting=1e-3, **SMALL).fit_stream(before + after)
+    assert abs(plain.scaler_.mean_.mean() - 2.5) < 0.2, "without forgetting the mean covers all rows"
+    assert abs(forgetful.scaler_.mean_.mean() - 5.0) < 0.2, "with forgetting the mean follows the drift"
+    recent = np.median(forgetful._stream.reservoir[:, 1])
+    assert recent > 4.0, f"the biased reservoir keeps recent rows (median {recent:.2f})"
+
+
+def test_forgetting_parameter_checked(rng):
+    with pytest.raises(ValueError, match="forgetting"):
+        FFOneClass(forgetting=1.0, **SMALL).partial_fit(rng.normal(size=(10, 4)))
