@@ -1,0 +1,162 @@
+"""ffoc bench accuracy: runs, resume, failure records, report section and the --quick command."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("pyod")
+
+from ffoc.bench import accuracy  # noqa: E402
+from ffoc.bench.accuracy import RUN_COLUMNS, run_accuracy  # noqa: E402
+from ffoc.cli import main  # noqa: E402
+
+SHARED_ADBENCH = Path(__file__).resolve().parents[2] / "shared" / "data" / "adbench_classical"
+
+# Two cheap PyOD detectors keep these tests fast; the --quick test runs ffoc's.
+FAST_DETECTORS = ["PCA", "HBOS"]
+
+
+def _write_set(folder: Path, name: str, seed: int, n_normal: int = 60, n_anomalies: int = 8) -> None:
+    generator = np.random.default_rng(seed)
+    X = np.vstack([generator.normal(size=(n_normal, 3)), generator.normal(size=(n_anomalies, 3)) + 5.0])
+    y = np.r_[np.zeros(n_normal, dtype=int), np.ones(n_anomalies, dtype=int)]
+    np.savez(folder / f"{name}.npz", X=X, y=y)
+
+
+@pytest.fixture
+def adbench_folder(tmp_path):
+    folder = tmp_path / "adbench_classical"
+    folder.mkdir()
+    for seed, name in enumerate(["1_alpha", "4_Arrhythmia", "6_cardio", "28_Parkinson", "30_beta"]):
+        _write_set(folder, name, seed)
+    return folder
+
+
+def _run(folder, out, **kwargs):
+    options = {"detectors": FAST_DETECTORS, "seeds": 1, "out_dir": out}
+    options.update(kwargs)
+    return run_accuracy(folder, **options)
+
+
+def test_accuracy_default_sets_skip_early_variants(adbench_folder, tmp_path):
+    result = _run(adbench_folder, tmp_path / "out", protocols=["one-class"])
+    assert sorted(result.runs["dataset"].unique()) == ["1_alpha", "30_beta", "6_cardio"]
+    assert len(result.runs) == 3 * len(FAST_DETECTORS)
+    assert (result.runs["status"] == "ok").all(), result.runs["error"].tolist()
+    assert result.runs["auroc"].between(0.0, 1.0).all()
+
+
+def test_accuracy_writes_tables_and_report(adbench_folder, tmp_path):
+    report = tmp_path / "BENCHMARKS.md"
+    report.write_text("# Benchmarks\n\n<!-- begin other -->\nkept\n<!-- end other -->\n")
+    result = _run(adbench_folder, tmp_path / "out", datasets=["1_alpha", "6_cardio"], report=report)
+
+    for kind in ("runs", "figure", "one_class_auroc", "unsupervised_summary_held_out", "unsupervised_wins"):
+        assert result.files[kind].is_file(), kind
+    assert (tmp_path / "docs" / "figures" / "accuracy_ranks.png").read_bytes()[:4] == b"\x89PNG"
+    text = report.read_text()
+    assert "<!-- begin other -->\nkept\n<!-- end other -->" in text
+    assert text.count("<!-- begin accuracy -->") == 1
+    assert "PyOD 3" in text or "PyOD " in text
+    assert "Tuning sets (1: 6_cardio)" in text, "tuning sets are reported apart"
+    assert "Subset run" in text
+
+    # A second run replaces the section instead of adding one.
+    _run(adbench_folder, tmp_path / "out", datasets=["1_alpha", "6_cardio"], report=report, overwrite=True)
+    assert report.read_text().count("<!-- begin accuracy -->") == 1
+
+
+def test_accuracy_summary_ranks_and_wins(adbench_folder, tmp_path):
+    result = _run(adbench_folder, tmp_path / "out", protocols=["unsupervised"])
+    summary = result.summary["unsupervised"]
+    held_out = summary["held_out"]
+    assert summary["tuning_sets"] == ["6_cardio"]
+    assert summary["held_out_sets"] == ["1_alpha", "30_beta"]
+    assert held_out["mean_rank"].between(1.0, len(FAST_DETECTORS)).all()
+    assert held_out["mean_rank"].sum() == pytest.approx(sum(range(1, len(FAST_DETECTORS) + 1)))
+    wins, ties, losses = (int(v) for v in summary["wins"].loc["PCA", "HBOS"].split("/"))
+    assert wins + ties + losses == 2
+
+
+def test_accuracy_resume_skips_finished_runs(adbench_folder, tmp_path):
+    out = tmp_path / "out"
+    first = _run(adbench_folder, out, datasets=["1_alpha"])
+    assert first.n_skipped == 0
+
+    # Cut the last row in half, as an interruption during a write would.
+    runs_path = out / "runs.csv"
+    text = runs_path.read_text()
+    runs_path.write_text(text[: text.rstrip("\n").rfind("\n") + 20])
+
+    second = _run(adbench_folder, out, datasets=["1_alpha"], resume=True)
+    assert second.n_skipped == len(first.runs) - 1, "only the cut row runs again"
+    assert len(second.runs) == len(first.runs)
+    rows = pd.read_csv(runs_path)
+    assert list(rows.columns) == list(RUN_COLUMNS)
+    assert len(rows) == len(first.runs)
+
+
+def test_accuracy_existing_runs_need_resume_or_overwrite(adbench_folder, tmp_path):
+    _run(adbench_folder, tmp_path / "out", datasets=["1_alpha"], protocols=["one-class"])
+    with pytest.raises(ValueError, match="pass --resume to continue it or --overwrite"):
+        _run(adbench_folder, tmp_path / "out", datasets=["1_alpha"], protocols=["one-class"])
+
+
+def test_accuracy_records_failed_runs(adbench_folder, tmp_path, monkeypatch):
+    real = accuracy._make_pyod_detector
+
+    def broken(name, seed, n_features):
+        if name == "HBOS":
+            raise RuntimeError("HBOS exploded")
+        return real(name, seed, n_features)
+
+    monkeypatch.setattr(accuracy, "_make_pyod_detector", broken)
+    result = _run(adbench_folder, tmp_path / "out", datasets=["1_alpha", "30_beta"], protocols=["one-class"])
+    failed = result.runs[result.runs["detector"] == "HBOS"]
+    assert (failed["status"] == "failed").all()
+    assert failed["error"].str.contains("RuntimeError: HBOS exploded").all()
+    assert failed["auroc"].isna().all()
+    held_out = result.summary["one-class"]["held_out"]
+    assert held_out.loc["HBOS", "failed_runs"] == 2
+    assert held_out.loc["HBOS", "mean_rank"] == len(FAST_DETECTORS), "a failed detector ranks last"
+
+
+def test_accuracy_subsamples_large_training_sets(tmp_path):
+    folder = tmp_path / "adbench_classical"
+    folder.mkdir()
+    _write_set(folder, "1_big", 0, n_normal=400, n_anomalies=20)
+    result = run_accuracy(folder, detectors=["HBOS"], seeds=1, max_train_rows=100, out_dir=tmp_path / "out")
+    assert (result.runs["n_train"] == 100).all()
+    assert (result.runs["n_train_full"] > 100).all()
+
+
+def test_accuracy_rejects_unknown_names(adbench_folder, tmp_path):
+    with pytest.raises(ValueError, match="data set 'nope' is not in"):
+        _run(adbench_folder, tmp_path / "out", datasets=["nope"])
+    with pytest.raises(ValueError, match=r"unknown detector\(s\) \['Magic'\]"):
+        _run(adbench_folder, tmp_path / "out", detectors=["Magic"])
+
+
+def test_accuracy_cli_missing_folder_is_one_line(tmp_path, capsys):
+    code = main(["bench", "accuracy", "--data-dir", str(tmp_path / "missing"), "--no-report", "-q"])
+    error = capsys.readouterr().err
+    assert code == 1
+    assert error.count("\n") == 1
+    assert "not found" in error
+
+
+def test_accuracy_cli_quick_end_to_end(tmp_path, capsys):
+    if not SHARED_ADBENCH.is_dir():
+        pytest.skip(f"ADBench data not found at {SHARED_ADBENCH}")
+    out, report = tmp_path / "out", tmp_path / "BENCHMARKS.md"
+    code = main(["bench", "accuracy", "--data-dir", str(SHARED_ADBENCH), "--quick", "--out", str(out),
+                 "--report", str(report), "-q"])
+    assert code == 0
+    runs = pd.read_csv(out / "runs.csv")
+    assert len(runs) == len(accuracy.QUICK_DATASETS) * 2 * len(accuracy.QUICK_DETECTORS)
+    assert (runs["status"] == "ok").all(), runs["error"].dropna().tolist()
+    assert (out / "accuracy_ranks.png").is_file()
+    assert "<!-- begin accuracy -->" in report.read_text()
+    assert "one-class: mean AUROC" in capsys.readouterr().out
