@@ -161,7 +161,7 @@ def load_checkpoint(path):
     classes = _estimator_classes()
     name = metadata.get("estimator")
     if name not in classes:
-        raise ModelFileError(f"{source} holds an unknown estimator {name!r}; expected one of {sorted(classes)}.")
+        raise ModelFileError(f"{source} contains an unknown estimator {name!r}; expected one of {sorted(classes)}.")
 
     try:
         params = json.loads(metadata["params"])

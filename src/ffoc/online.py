@@ -102,8 +102,8 @@ class StreamState:
     generator : torch.Generator
         Source of the shuffling, negatives and reservoir draws.
     layers : torch.nn.ModuleList
-        The layers this state trains; a later ``fit`` replaces the estimator's
-        layers, and ``partial_fit`` then starts a new state.
+        The layers this state trains. A later ``fit`` replaces the estimator's
+        layers, and ``partial_fit`` then continues from those with a new state.
     """
 
     n_seen: int
@@ -129,8 +129,14 @@ class OnlineMixin:
     are ignored. ``schedule="layerwise"`` trains each layer to completion before
     the next, which a stream cannot do, so it raises a ValueError.
 
-    Running statistics
-    ------------------
+    Attributes
+    ----------
+    n_samples_seen_ : int
+        Rows given to :meth:`partial_fit` and :meth:`fit_stream` so far (set
+        by online training only).
+
+    Notes
+    -----
     Input scaling
         Running mean and (population) variance, merged per call with the
         pairwise update of Chan, Golub and LeVeque; exact without forgetting.

@@ -71,13 +71,13 @@ class FFOneClassRiver(AnomalyDetector):
     >>> from ffoc import FFOneClass
     >>> from ffoc.river import FFOneClassRiver
     >>> rng = np.random.default_rng(0)
-    >>> X = rng.normal(size=(1200, 3))
-    >>> y = rng.random(1200) < 0.05
+    >>> X = rng.normal(size=(800, 3))
+    >>> y = rng.random(800) < 0.05
     >>> X[y] += 5.0
     >>> stream = ({f"x{j}": float(v) for j, v in enumerate(row)} for row in X)
     >>> model = FFOneClassRiver(FFOneClass(batch_size=64, random_state=0))
     >>> metric = evaluate.progressive_val_score(zip(stream, y), model, metrics.ROCAUC())
-    >>> metric.get() > 0.8
+    >>> bool(metric.get() > 0.8)
     True
     """
 

@@ -3,8 +3,8 @@
 Only one chunk of the file is in memory at a time, so peak memory depends on
 ``--chunk-size`` and not on the file's size. Every ``--checkpoint-every``
 chunks the detector and its online-training state are written to a checkpoint
-file; ``--resume`` reads it, skips the chunks already trained on and continues,
-which gives the same model as a run that was never interrupted.
+file. ``--resume`` reads that file, skips the chunks already trained on and
+continues, so the final model equals that of a run that was never interrupted.
 """
 
 from __future__ import annotations
