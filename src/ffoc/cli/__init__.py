@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "ffoc.cli.model",
     "ffoc.cli.demo",
     "ffoc.cli.bench",
+    "ffoc.cli.reproduce",
 ]
 
 
