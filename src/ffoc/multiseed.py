@@ -268,6 +268,14 @@ class _BatchedLayer:
                 layer.linear.bias.copy_(self.bias[s])
 
 
+def _train_config(est: FFOneClass, n_samples: int) -> TrainConfig:
+    """Return the estimator's resolved training settings, as its own ``fit`` would."""
+    try:
+        return est._train_config(n_samples)
+    except TypeError:  # versions whose settings do not depend on the number of rows
+        return est._train_config()
+
+
 def _train_batch(estimators: list[FFOneClass], prepared: list[tuple[torch.Tensor, torch.Generator]]) -> None:
     """Forward-forward training of all models at once; mirrors :func:`ffoc.trainers.ff.train_ff`."""
     n_models = len(estimators)
@@ -276,8 +284,7 @@ def _train_batch(estimators: list[FFOneClass], prepared: list[tuple[torch.Tensor
     generators = [p[1] for p in prepared]
     n_samples = X_train.shape[1]
     device = X_train.device
-    configs: list[TrainConfig] = [est._train_config(n_samples) for est in estimators]
-    config = configs[0]
+    config: TrainConfig = _train_config(first, n_samples)
     objective = config.objective
     n_layers = len(first.layers_)
     states = [list(est.states_) for est in estimators]  # states[s][k]

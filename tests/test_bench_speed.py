@@ -1,0 +1,121 @@
+"""Tests of ffoc.bench.speed: a tiny configuration end to end, and its helpers (no timing checks)."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from ffoc import FFOneClass
+from ffoc.bench import BENCH_MODULES
+from ffoc.bench.speed import (
+    _product_counts,
+    _run_worker,
+    reference_eager_fit,
+    render_markdown,
+    run_speed,
+    step_worker,
+    write_section,
+)
+from ffoc.cli import build_parser
+
+TINY = {
+    "width": 16, "depths": [1, 2], "batch": 32, "steps": 2, "matmul_n": 32,
+    "score_rows": 500, "wide": (16,), "small_epochs": 1, "seeds": 2, "wall_epochs": 1,
+    "scaling_rows": [300], "scaling_sets": ["38_thyroid"],
+}
+
+
+def test_speed_registered_under_bench():
+    assert "ffoc.bench.speed" in BENCH_MODULES
+    args = build_parser().parse_args(["bench", "speed", "--quick", "--parts", "score"])
+    assert args.quick
+    assert args.parts == "score"
+
+
+def test_run_speed_tiny_writes_outputs(tmp_path, shared_data):
+    """Every part runs end to end and writes the JSON, the figure and its own BENCHMARKS.md section."""
+    benchmarks = tmp_path / "BENCHMARKS.md"
+    benchmarks.write_text("# Benchmarks\n\n<!-- begin other -->\nkept\n<!-- end other -->\n", encoding="utf-8")
+    results = run_speed(
+        settings=TINY, threads=1, data_dir=shared_data / "adbench_classical", out_dir=tmp_path / "out",
+        benchmarks_md=benchmarks, figures_dir=tmp_path / "figures", load="test", fresh_process=False,
+    )
+
+    saved = json.loads((tmp_path / "out" / "speed.json").read_text(encoding="utf-8"))
+    assert sorted(r["depth"] for r in saved["step"]) == [1, 1, 2, 2]
+    assert saved["matmul_flops"] > 0
+    assert (tmp_path / "out" / "speed_depth.png").stat().st_size > 1000
+    assert (tmp_path / "figures" / "speed_depth.png").stat().st_size > 1000
+    for row in results["step"]:
+        assert len(row["times_s"]) == 2
+        assert len(row["working_bytes"]) == 2
+    assert [r["network"] for r in results["score"]] == ["4-40-40-40", "4-16"]
+    assert results["small"]["seeds"] == 2
+    assert [r["name"] for r in results["scaling"]] == ["synthetic", "38_thyroid"]
+
+    text = benchmarks.read_text(encoding="utf-8")
+    assert "<!-- begin other -->\nkept\n<!-- end other -->" in text
+    assert text.count("<!-- begin speed -->") == 1
+    assert "| depth | FF s/step" in text
+    assert "rows/s" in text
+    assert "Load: test" in text
+
+
+def test_run_speed_rejects_unknown_part(tmp_path):
+    with pytest.raises(ValueError, match=r"Unknown part\(s\) \['speedy'\]"):
+        run_speed(parts=("speedy",), out_dir=tmp_path)
+
+
+def test_run_speed_rejects_missing_data_dir(tmp_path):
+    with pytest.raises(ValueError, match="is not a folder"):
+        run_speed(parts=("scaling",), data_dir=tmp_path / "missing", out_dir=tmp_path)
+
+
+def test_write_section_replaces_only_its_markers(tmp_path):
+    path = tmp_path / "B.md"
+    write_section(path, "speed", "first")
+    write_section(path, "other", "theirs")
+    write_section(path, "speed", "second")
+    text = path.read_text(encoding="utf-8")
+    assert "first" not in text
+    assert "<!-- begin speed -->\nsecond\n<!-- end speed -->" in text
+    assert "<!-- begin other -->\ntheirs\n<!-- end other -->" in text
+
+
+def test_product_counts_ff_and_bp():
+    """FF needs no input-gradient product: 2L against BP's 3L - 1, per pass."""
+    assert _product_counts("ff", 4, 1) == 8
+    assert _product_counts("bp", 4, 1) == 11
+    assert _product_counts("bp", 4, 2) == 22
+
+
+def test_step_worker_reports_each_step():
+    result = step_worker({"trainer": "ff", "depth": 2, "width": 8, "batch": 16, "steps": 3, "threads": 1, "seed": 0})
+    assert len(result["times_s"]) == 3
+    assert all(t > 0 for t in result["times_s"])
+    assert len(result["working_bytes"]) == 3
+
+
+def test_run_worker_fresh_process():
+    """A worker runs in a fresh Python process and sends its result back as JSON."""
+    result = _run_worker("scaling_worker", {"rows": 300, "threads": 1, "seed": 0}, threads=1)
+    assert result["name"] == "synthetic"
+    assert result["rows"] == 300
+    assert result["fit_s"] > 0
+
+
+def test_reference_eager_fit_changes_weights(rng):
+    """The reference loop trains the detector's layers (it is a real training loop)."""
+    X = rng.normal(size=(64, 4))
+    detector = FFOneClass(hidden_layer_sizes=(8, 8), epochs=0, batch_size=16, random_state=0).fit(X)
+    before = [layer.linear.weight.detach().clone() for layer in detector.layers_]
+    reference_eager_fit(detector, X, epochs=1, seed=0)
+    for old, layer in zip(before, detector.layers_):
+        assert not torch.equal(old, layer.linear.weight.detach())
+
+
+def test_render_markdown_handles_missing_parts():
+    text = render_markdown({"command": "c", "machine": "m", "load": "l", "date": "d"})
+    assert "Command: `c`" in text
+    assert np.char.count(text, "|") == 0
