@@ -7,4 +7,4 @@ registers its ``ffoc bench NAME`` sub-command.
 """
 
 # Modules that register ``ffoc bench`` sub-commands.
-BENCH_MODULES: list[str] = ["ffoc.bench.objectives", "ffoc.bench.accuracy", "ffoc.bench.speed", "ffoc.bench.stream"]
+BENCH_MODULES: list[str] = ["ffoc.bench.objectives", "ffoc.bench.accuracy", "ffoc.bench.speed", "ffoc.bench.stream", "ffoc.bench.images"]

@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "ffoc.cli.demo",
     "ffoc.cli.bench",
     "ffoc.cli.reproduce",
+    "ffoc.cli.images",
 ]
 
 

@@ -1,0 +1,158 @@
+"""``ffoc fit-images`` and ``ffoc score-images``: detectors on folders of PNG or JPEG files."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from . import CommandError
+
+__all__ = ["add_parser"]
+
+
+def _positive_ints(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(part) for part in text.replace(" ", "").split(",") if part)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid list {text!r}; give comma-separated positive integers such as 16,32") from None
+    if values and min(values) < 1:
+        raise argparse.ArgumentTypeError(f"invalid list {text!r}; every value must be at least 1")
+    return values
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid size {text!r}; give WIDTHxHEIGHT such as 28x28") from None
+    if width < 1 or height < 1:
+        raise argparse.ArgumentTypeError(f"invalid size {text!r}; width and height must be at least 1")
+    return width, height
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    """Add the image estimator's main parameters as options (defaults: the estimator's own)."""
+    from ..images import SCALINGS, FFOneClassImage
+    from ..objectives import OBJECTIVES
+
+    defaults = FFOneClassImage().get_params()
+    group = parser.add_argument_group("model")
+    group.add_argument("--objective", choices=sorted(OBJECTIVES), default=defaults["objective"])
+    group.add_argument("--trainer", choices=["ff", "bp"], default=defaults["trainer"])
+    group.add_argument("--conv-channels", type=_positive_ints, default=tuple(defaults["conv_channels"]),
+                       metavar="C1,C2,...", help="filters of each convolutional block (default: %(default)s)")
+    group.add_argument("--kernel-size", type=int, default=defaults["kernel_size"],
+                       help="side of the square filters, in pixels (default: %(default)s)")
+    group.add_argument("--hidden-layer-sizes", type=_positive_ints, default=tuple(defaults["hidden_layer_sizes"]),
+                       metavar="W1,W2,...", help="widths of dense layers after the convolutions (default: none)")
+    group.add_argument("--scaling", choices=list(SCALINGS), default=defaults["scaling"],
+                       help="'fixed': one range for all images; 'image': each image's own range (default: %(default)s)")
+    group.add_argument("--epochs", type=int, default=defaults["epochs"])
+    group.add_argument("--batch-size", type=int, default=defaults["batch_size"])
+    group.add_argument("--learning-rate", type=float, default=defaults["learning_rate"])
+    group.add_argument("--nu", type=float, default=defaults["nu"])
+    group.add_argument("--device", default=defaults["device"], help="cpu, cuda or auto (default: %(default)s)")
+    group.add_argument("--random-state", type=int, default=0, help="seed (default: %(default)s)")
+
+
+def _add_folder_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--size", type=_size, metavar="WxH",
+                        help="resize every image to WIDTHxHEIGHT pixels first (default: keep; sizes must then match)")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="show progress")
+
+
+def _fit_images(args: argparse.Namespace) -> int:
+    from ..images import FFOneClassImage
+    from ..io_images import read_image_folder
+
+    out = Path(args.out)
+    if out.is_dir():
+        raise CommandError(f"--out {str(out)!r} is a folder; give a file name such as model.safetensors")
+    images, names = read_image_folder(args.folder, mode=args.mode, size=args.size)
+    detector = FFOneClassImage(
+        objective=args.objective,
+        trainer=args.trainer,
+        conv_channels=args.conv_channels,
+        kernel_size=args.kernel_size,
+        hidden_layer_sizes=args.hidden_layer_sizes,
+        scaling=args.scaling,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        nu=args.nu,
+        device=args.device,
+        random_state=args.random_state,
+        verbose=args.verbose,
+    ).fit(images)
+    detector.save(out)
+    channels, height, width = detector.image_shape_
+    n_outliers = int((detector.predict(images) == -1).sum())
+    print(
+        f"fitted {args.trainer} {args.objective} on {len(names)} images of {width}x{height} pixels, "
+        f"{channels} channel(s); {n_outliers} training images fall outside the threshold; model saved to {out}"
+    )
+    return 0
+
+
+def _score_images(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from .. import load
+    from ..images import FFOneClassImage
+    from ..io import write_table
+    from ..io_images import read_image_folder
+
+    detector = load(args.model)
+    if not isinstance(detector, FFOneClassImage):
+        raise CommandError(
+            f"{args.model} holds a {type(detector).__name__}, not an image model; use ffoc score for tabular models"
+        )
+    channels = detector.image_shape_[0]
+    mode = "grey" if channels == 1 else "rgb"
+    images, names = read_image_folder(args.folder, mode=mode, size=args.size)
+    scores = detector.score_samples(images)
+    decision = scores - detector.offset_
+    result = pd.DataFrame({
+        "file": names,
+        "score_samples": scores,
+        "decision_function": decision,
+        "label": np.where(decision >= 0, 1, -1),
+    })
+    if args.output:
+        write_table(result, args.output)
+        n_outliers = int((result["label"] == -1).sum())
+        print(f"scored {len(result)} images, {n_outliers} outliers; written to {args.output}")
+    else:
+        result.to_csv(sys.stdout, index=False)
+    return 0
+
+
+def add_parser(subparsers) -> None:
+    """Register ``fit-images`` and ``score-images``."""
+    fit = subparsers.add_parser(
+        "fit-images", help="fit a convolutional detector on a folder of PNG/JPEG images and save it",
+        description="Fit FFOneClassImage on every PNG and JPEG file of FOLDER (all normal) and save it.",
+    )
+    fit.add_argument("folder", metavar="FOLDER", help="folder of training images (.png, .jpg, .jpeg)")
+    fit.add_argument("--out", required=True, metavar="MODEL", help="model file to write (.safetensors)")
+    fit.add_argument("--mode", choices=["auto", "grey", "rgb"], default="auto",
+                     help="read the images as one grey channel or three RGB channels; 'auto': grey when "
+                          "every file is grey (default: %(default)s)")
+    _add_folder_options(fit)
+    _add_model_options(fit)
+    fit.set_defaults(handler=_fit_images)
+
+    score = subparsers.add_parser(
+        "score-images", help="score a folder of PNG/JPEG images with a saved image detector",
+        description="Write file, score_samples (higher = more normal), decision_function and label "
+                    "(+1 normal, -1 outlier) for every PNG and JPEG file of FOLDER. Images are read with "
+                    "the model's channel count.",
+    )
+    score.add_argument("model", metavar="MODEL", help="model file written by ffoc fit-images")
+    score.add_argument("folder", metavar="FOLDER", help="folder of images to score")
+    score.add_argument("--output", metavar="FILE", help="CSV or Parquet file to write (default: CSV on stdout)")
+    _add_folder_options(score)
+    score.set_defaults(handler=_score_images)

@@ -1,0 +1,243 @@
+"""FFOneClassImage, the image-folder reader, the image CLI and the quick images benchmark."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ffoc import load
+from ffoc.cli import main
+from ffoc.images import FFOneClassImage
+from ffoc.io_images import read_image_folder
+
+# Small and fast: two 4-filter blocks and a few epochs are enough for the toy images.
+_FAST = {"conv_channels": (4, 4), "kernel_size": 3, "epochs": 3, "random_state": 0}
+
+
+def _bar_images(n: int, seed: int = 0, size: int = 8) -> np.ndarray:
+    """Dim noise with one bright vertical bar: the 'normal' pattern."""
+    rng = np.random.default_rng(seed)
+    images = rng.uniform(0.0, 0.2, size=(n, size, size))
+    images[:, 2:6, 3:5] += 0.8
+    return images
+
+
+@pytest.fixture(scope="module")
+def bar_images():
+    return _bar_images(120)
+
+
+@pytest.fixture(scope="module")
+def fitted(bar_images):
+    return FFOneClassImage(**_FAST).fit(bar_images)
+
+
+def test_image_estimator_fit_sets_shapes(fitted):
+    assert fitted.image_shape_ == (1, 8, 8)
+    assert fitted.n_features_in_ == 64
+    assert len(fitted.layers_) == 2
+    assert fitted.layer_score_mean_.shape == (2,)
+
+
+def test_image_estimator_scores_have_sample_shape(fitted, bar_images):
+    assert fitted.score_samples(bar_images[:7]).shape == (7,)
+    assert fitted.layer_scores(bar_images[:7]).shape == (7, 2)
+    assert fitted.predict(bar_images[:7]).shape == (7,)
+
+
+def test_image_estimator_grey_with_or_without_channel_axis(fitted, bar_images):
+    without_axis = fitted.score_samples(bar_images[:10])
+    with_axis = fitted.score_samples(bar_images[:10, None])
+    np.testing.assert_allclose(with_axis, without_axis)
+
+
+def test_image_estimator_accepts_three_channels():
+    rng = np.random.default_rng(1)
+    images = rng.uniform(size=(40, 3, 8, 8))
+    detector = FFOneClassImage(**_FAST).fit(images)
+    assert detector.image_shape_ == (3, 8, 8)
+    assert detector.score_samples(images[:5]).shape == (5,)
+
+
+def test_image_estimator_rejects_wrong_channel_count(fitted, bar_images):
+    rgb = np.repeat(bar_images[:4, None], 3, axis=1)
+    with pytest.raises(ValueError, match=r"fitted on images of 1 channel\(s\) and 8x8 pixels.*\(3, 8, 8\)"):
+        fitted.score_samples(rgb)
+
+
+def test_image_estimator_rejects_wrong_image_size(fitted):
+    with pytest.raises(ValueError, match=r"8x8 pixels.*got images of shape \(1, 10, 10\).*Resize"):
+        fitted.predict(np.zeros((2, 10, 10)))
+
+
+def test_image_estimator_rejects_tabular_input():
+    with pytest.raises(ValueError, match=r"got an array of shape \(5, 4\)\. For tabular data use FFOneClass"):
+        FFOneClassImage(**_FAST).fit(np.zeros((5, 4)))
+
+
+def test_image_estimator_rejects_channels_last():
+    with pytest.raises(ValueError, match=r"looks like channels last.*np\.moveaxis"):
+        FFOneClassImage(**_FAST).fit(np.zeros((5, 8, 8, 3)))
+
+
+def test_image_estimator_rejects_nan_with_location():
+    images = _bar_images(10)
+    images[3, 1, 2] = np.nan
+    with pytest.raises(ValueError, match="non-finite value nan at image 3, channel 0, row 1, column 2"):
+        FFOneClassImage(**_FAST).fit(images)
+
+
+def test_image_estimator_rejects_empty_network():
+    with pytest.raises(ValueError, match="needs at least one block"):
+        FFOneClassImage(conv_channels=(), hidden_layer_sizes=()).fit(_bar_images(10))
+
+
+def test_image_estimator_rejects_bad_value_range():
+    with pytest.raises(ValueError, match=r"value_range=\(5, 1\) must be two finite numbers"):
+        FFOneClassImage(value_range=(5, 1), **_FAST).fit(_bar_images(10))
+
+
+def test_image_estimator_score_direction(fitted, bar_images):
+    """Normal images score higher than images without the bar."""
+    anomalies = np.random.default_rng(5).uniform(0.0, 0.2, size=(20, 8, 8))
+    normal = _bar_images(20, seed=9)
+    assert fitted.score_samples(normal).mean() > fitted.score_samples(anomalies).mean()
+    assert (fitted.predict(anomalies) == -1).mean() > 0.9
+    assert (fitted.predict(normal) == 1).mean() > 0.7
+
+
+def test_image_estimator_decision_identity(fitted, bar_images):
+    np.testing.assert_allclose(
+        fitted.decision_function(bar_images), fitted.score_samples(bar_images) - fitted.offset_
+    )
+
+
+def test_image_estimator_fixed_scaling_uses_training_range(bar_images):
+    detector = FFOneClassImage(**_FAST).fit(bar_images * 255)
+    assert detector.value_range_ == (pytest.approx(bar_images.min() * 255), pytest.approx(bar_images.max() * 255))
+    given = FFOneClassImage(value_range=(0, 255), **_FAST).fit(bar_images)
+    assert given.value_range_ == (0.0, 255.0)
+
+
+def test_image_estimator_image_scaling_ignores_brightness(bar_images):
+    detector = FFOneClassImage(scaling="image", **_FAST).fit(bar_images)
+    np.testing.assert_allclose(
+        detector.score_samples(3 * bar_images[:5] + 10), detector.score_samples(bar_images[:5]), rtol=1e-5
+    )
+
+
+def test_image_estimator_backprop_trainer(bar_images):
+    detector = FFOneClassImage(trainer="bp", hidden_layer_sizes=(6,), **_FAST).fit(bar_images)
+    assert len(detector.history_.layer_losses[0]) == 1
+    assert np.isfinite(detector.score_samples(bar_images[:3])).all()
+
+
+def test_image_estimator_same_seed_same_scores(bar_images):
+    first = FFOneClassImage(**_FAST).fit(bar_images).score_samples(bar_images[:5])
+    second = FFOneClassImage(**_FAST).fit(bar_images).score_samples(bar_images[:5])
+    np.testing.assert_array_equal(first, second)
+
+
+def test_image_estimator_save_load_round_trip(fitted, bar_images, tmp_path):
+    path = tmp_path / "image.safetensors"
+    fitted.save(path)
+    loaded = load(path)
+    assert isinstance(loaded, FFOneClassImage)
+    assert loaded.image_shape_ == fitted.image_shape_
+    assert loaded.get_params()["conv_channels"] == list(fitted.conv_channels)
+    np.testing.assert_allclose(loaded.score_samples(bar_images), fitted.score_samples(bar_images), rtol=1e-6)
+    assert loaded.offset_ == fitted.offset_
+    with pytest.raises(ValueError, match="Resize"):
+        loaded.score_samples(np.zeros((1, 9, 9)))
+
+
+def test_read_image_folder_grey_and_resize(tmp_path):
+    Image.new("L", (6, 4), 10).save(tmp_path / "b.png")
+    Image.new("L", (6, 4), 250).save(tmp_path / "a.PNG")
+    (tmp_path / "notes.txt").write_text("not an image")
+    images, names = read_image_folder(tmp_path)
+    assert names == ["a.PNG", "b.png"]
+    assert images.shape == (2, 1, 4, 6)
+    assert images.dtype == np.uint8
+    assert images[0].max() == 250
+    resized, _ = read_image_folder(tmp_path, size=(3, 2))
+    assert resized.shape == (2, 1, 2, 3)
+
+
+def test_read_image_folder_rgb_jpeg(tmp_path):
+    Image.new("RGB", (5, 5), (255, 0, 0)).save(tmp_path / "red.jpg")
+    Image.new("L", (5, 5), 100).save(tmp_path / "grey.png")
+    images, _ = read_image_folder(tmp_path)
+    assert images.shape == (2, 3, 5, 5)
+    grey, _ = read_image_folder(tmp_path, mode="grey")
+    assert grey.shape == (2, 1, 5, 5)
+
+
+def test_read_image_folder_size_mismatch(tmp_path):
+    Image.new("L", (5, 5)).save(tmp_path / "a.png")
+    Image.new("L", (7, 5)).save(tmp_path / "b.png")
+    with pytest.raises(ValueError, match=r"differ in size: a\.png is 5x5 .* b\.png is 7x5"):
+        read_image_folder(tmp_path)
+
+
+def test_read_image_folder_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not found"):
+        read_image_folder(tmp_path / "missing")
+    with pytest.raises(ValueError, match="No PNG or JPEG file"):
+        read_image_folder(tmp_path)
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    with pytest.raises(ValueError, match=r"Cannot read image .*broken\.png"):
+        read_image_folder(tmp_path)
+
+
+def _write_folder(folder, images: np.ndarray) -> None:
+    folder.mkdir()
+    for index, image in enumerate(images):
+        Image.fromarray(np.clip(image * 255, 0, 255).astype(np.uint8)).save(folder / f"{index:03d}.png")
+
+
+def test_cli_fit_and_score_images(tmp_path, capsys):
+    _write_folder(tmp_path / "train", _bar_images(60))
+    _write_folder(tmp_path / "test", np.concatenate([_bar_images(3, seed=7), np.zeros((2, 8, 8))]))
+    model = tmp_path / "model.safetensors"
+    code = main(["fit-images", str(tmp_path / "train"), "--out", str(model), "--conv-channels", "4,4",
+                 "--kernel-size", "3", "--epochs", "3"])
+    assert code == 0
+    assert "60 images of 8x8 pixels, 1 channel(s)" in capsys.readouterr().out
+    output = tmp_path / "scores.csv"
+    assert main(["score-images", str(model), str(tmp_path / "test"), "--output", str(output)]) == 0
+    import pandas as pd
+
+    scores = pd.read_csv(output)
+    assert list(scores.columns) == ["file", "score_samples", "decision_function", "label"]
+    assert scores["file"].tolist() == ["000.png", "001.png", "002.png", "003.png", "004.png"]
+    assert scores["score_samples"][:3].min() > scores["score_samples"][3:].max()
+
+
+def test_cli_score_images_wrong_size(tmp_path, capsys):
+    _write_folder(tmp_path / "train", _bar_images(30))
+    _write_folder(tmp_path / "big", _bar_images(2, size=12))
+    model = tmp_path / "model.safetensors"
+    main(["fit-images", str(tmp_path / "train"), "--out", str(model), "--conv-channels", "4", "--epochs", "1"])
+    capsys.readouterr()
+    assert main(["score-images", str(model), str(tmp_path / "big")]) == 1
+    assert "got images of shape (1, 12, 12)" in capsys.readouterr().err
+    assert main(["score-images", str(model), str(tmp_path / "big"), "--size", "8x8"]) == 0
+
+
+def test_bench_images_quick_run(tmp_path, capsys):
+    """The quick variant: two digits of the bundled 8x8 set, one seed, two epochs, every detector."""
+    report = tmp_path / "BENCHMARKS.md"
+    out = tmp_path / "out"
+    code = main(["bench", "images", "--dataset", "digits", "--digits", "0,1", "--seeds", "1", "--epochs", "2",
+                 "--figure-digits", "0,1", "--out", str(out), "--report", str(report)])
+    assert code == 0
+    import pandas as pd
+
+    rows = pd.read_csv(out / "images_digits.csv")
+    assert sorted(rows["detector"].unique()) == ["bp", "ff", "iforest", "knn", "ocsvm"]
+    assert len(rows) == 2 * 5
+    assert rows["auroc"].between(0.5, 1.0).all()
+    assert (out / "images_digits_extremes.png").stat().st_size > 0
+    text = report.read_text()
+    assert "<!-- begin images-digits -->" in text
+    assert "| **mean** |" in text
