@@ -1,8 +1,8 @@
 """ffoc as a PyOD detector: :class:`FFOC`.
 
-PyOD's detectors share one contract, which is the reverse of scikit-learn's
-outlier contract: ``decision_function`` is **higher for more anomalous**
-samples, labels are 0 (inlier) and 1 (outlier), and ``fit`` stores the
+PyOD's detectors share one contract, the reverse of scikit-learn's outlier
+contract. Their ``decision_function`` is **higher for more anomalous**
+samples, and their labels are 0 (inlier) and 1 (outlier). ``fit`` stores the
 training scores in ``decision_scores_``, the threshold in ``threshold_`` and
 the training labels in ``labels_``. :class:`FFOC` wraps an
 :class:`ffoc.FFOneClass` in that contract, so PyOD users and benchmark
