@@ -167,7 +167,8 @@ def plot_roc_curves(panels: Sequence[RocPanel], path, *, title: str = "", ncols:
             aurocs.append(roc_auc_score(label, score))
             ax.plot(fpr, tpr, color="tab:purple", alpha=max(0.15, 1.0 / max(len(panel.runs), 1) ** 0.5), linewidth=1)
         ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
-        summary = f"AUROC {np.mean(aurocs):.3f} ({len(aurocs)} runs)" if aurocs else "no valid run"
+        runs = f"{len(aurocs)} run" + ("s" if len(aurocs) != 1 else "")
+        summary = f"mean AUROC {np.mean(aurocs):.3f} ({runs})" if aurocs else "no valid run"
         ax.set_title(f"{panel.title}\n{summary}", fontsize=9)
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1.01)
@@ -209,8 +210,12 @@ def plot_loss_curves(panels: Sequence[LossPanel], path, *, title: str = "", ncol
         for column in range(losses.shape[1]):
             name = f"layer {column}" if losses.shape[1] > 1 else "end-to-end"
             lines += ax.plot(epochs, losses[:, column], linewidth=1.3, label=name)
-        if losses.size and np.all(losses[np.isfinite(losses)] > 0):
+        finite = losses[np.isfinite(losses)]
+        # A log axis only where the losses span more than a decade.
+        if finite.size and finite.min() > 0 and finite.max() / finite.min() > 10:
             ax.set_yscale("log")
+        else:
+            ax.ticklabel_format(axis="y", useOffset=False, style="plain")
         ax.set_xlabel("epoch", fontsize=8)
         ax.set_ylabel("training loss", fontsize=8)
         ax.tick_params(labelsize=7)
@@ -222,6 +227,7 @@ def plot_loss_curves(panels: Sequence[LossPanel], path, *, title: str = "", ncol
                 linewidth=1, label="validation",
             )
             twin.set_ylabel("validation loss", fontsize=8)
+            twin.ticklabel_format(axis="y", useOffset=False, style="plain")
             twin.tick_params(labelsize=7)
         ax.set_title(panel.title, fontsize=9)
         ax.legend(lines, [line.get_label() for line in lines], fontsize=6.5, loc="best")
