@@ -11,6 +11,7 @@ from ffoc.bench import BENCH_MODULES
 from ffoc.bench.speed import (
     _product_counts,
     _run_worker,
+    measure_scaling,
     reference_eager_fit,
     render_markdown,
     run_speed,
@@ -22,7 +23,7 @@ from ffoc.cli import build_parser
 TINY = {
     "width": 16, "depths": [1, 2], "batch": 32, "steps": 2, "matmul_n": 32,
     "score_rows": 500, "wide": (16,), "small_epochs": 1, "seeds": 2, "wall_epochs": 1,
-    "scaling_rows": [300], "scaling_sets": ["38_thyroid"],
+    "scaling_rows": [300], "scaling_sets": [],
 }
 
 
@@ -33,12 +34,12 @@ def test_speed_registered_under_bench():
     assert args.parts == "score"
 
 
-def test_run_speed_tiny_writes_outputs(tmp_path, shared_data):
+def test_run_speed_tiny_writes_outputs(tmp_path):
     """Every part runs end to end and writes the JSON, the figure and its own BENCHMARKS.md section."""
     benchmarks = tmp_path / "BENCHMARKS.md"
     benchmarks.write_text("# Benchmarks\n\n<!-- begin other -->\nkept\n<!-- end other -->\n", encoding="utf-8")
     results = run_speed(
-        settings=TINY, threads=1, data_dir=shared_data / "adbench_classical", out_dir=tmp_path / "out",
+        settings=TINY, threads=1, out_dir=tmp_path / "out",
         benchmarks_md=benchmarks, figures_dir=tmp_path / "figures", load="test", fresh_process=False,
     )
 
@@ -52,7 +53,7 @@ def test_run_speed_tiny_writes_outputs(tmp_path, shared_data):
         assert len(row["working_bytes"]) == 2
     assert [r["network"] for r in results["score"]] == ["4-40-40-40", "4-16"]
     assert results["small"]["seeds"] == 2
-    assert [r["name"] for r in results["scaling"]] == ["synthetic", "38_thyroid"]
+    assert [r["name"] for r in results["scaling"]] == ["synthetic"]
 
     text = benchmarks.read_text(encoding="utf-8")
     assert "<!-- begin other -->\nkept\n<!-- end other -->" in text
@@ -60,6 +61,14 @@ def test_run_speed_tiny_writes_outputs(tmp_path, shared_data):
     assert "| depth | FF s/step" in text
     assert "rows/s" in text
     assert "Load: test" in text
+
+
+def test_measure_scaling_reads_adbench_set(shared_data):
+    """Named ADBench sets found in the data folder are fitted on their normal rows."""
+    settings = {"scaling_rows": [], "scaling_sets": ["38_thyroid", "not_a_set"]}
+    rows = measure_scaling(settings, 1, 0, shared_data / "adbench_classical", lambda message: None, fresh_process=False)
+    assert [r["name"] for r in rows] == ["38_thyroid"]
+    assert rows[0]["features"] == 6
 
 
 def test_run_speed_rejects_unknown_part(tmp_path):

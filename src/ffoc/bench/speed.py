@@ -531,7 +531,61 @@ def render_markdown(results: dict) -> str:
         lines += [f"| {r['name']} | {r['rows']:,} | {r['features']} | {r['fit_s']:.2f} "
                   f"| {1e5 * r['fit_s'] / r['rows']:.2f} | {_mib(r['peak_bytes'])} |" for r in scaling]
         lines.append("")
+    lines += _target_lines(results)
     return "\n".join(lines)
+
+
+def _target_lines(results: dict) -> list[str]:
+    """Return the targets of the speed benchmark, each with its measured value and whether it is met."""
+    checks = []
+    steps = results.get("step")
+    if steps:
+        by_key = {(r["trainer"], r["depth"]): r for r in steps}
+        depths = sorted({r["depth"] for r in steps})
+        ratios = {d: by_key[("ff", d)]["median_s"] / by_key[("bp", d)]["median_s"] for d in depths}
+        ideal = {d: 2 * d / (3 * d - 1) for d in depths}
+        worst = max(depths, key=lambda d: abs(ratios[d] / ideal[d] - 1))
+        checks.append(("FF/BP step time within 10% of 2L/(3L-1) at every depth",
+                       f"worst at depth {worst}: {ratios[worst]:.2f} vs {ideal[worst]:.2f}",
+                       abs(ratios[worst] / ideal[worst] - 1) <= 0.10))
+        deep = [d for d in depths if d >= 16]
+        if deep:
+            checks.append(("FF/BP <= 0.75 at depth >= 16", ", ".join(f"{ratios[d]:.2f}" for d in deep),
+                           all(ratios[d] <= 0.75 for d in deep)))
+        rate = results["matmul_flops"]
+        fractions = [by_key[("ff", d)]["flop"] / by_key[("ff", d)]["median_s"] / rate for d in depths]
+        checks.append((f"FF >= 80% of the matmul rate at width {steps[0]['width']}",
+                       f"{100 * min(fractions):.0f}% to {100 * max(fractions):.0f}%", min(fractions) >= 0.8))
+        first, last = depths[0], depths[-1]
+        ff_first = by_key[("ff", first)]["max_working_bytes"]
+        ff_last = by_key[("ff", last)]["max_working_bytes"]
+        checks.append((f"FF working memory at depth {last} within 1.5x of depth {first}",
+                       f"{ff_last / max(ff_first, 1):.2f}x", ff_last <= 1.5 * ff_first))
+        bp_last = by_key[("bp", last)]["max_working_bytes"]
+        checks.append((f"BP/FF working memory >= 8 at depth {last}", f"{bp_last / max(ff_last, 1):.1f}",
+                       bp_last >= 8 * ff_last))
+    scores = results.get("score")
+    if scores:
+        small_net = scores[0]
+        checks.append(("scoring >= 5M rows/s, 4-40-40-40", f"{small_net['rows_per_s'] / 1e6:.2f}M rows/s",
+                       small_net["rows_per_s"] >= 5e6))
+    small = results.get("small")
+    if small:
+        speedup = small["reference_epoch_s"] / small["batched_epoch_per_seed_s"]
+        checks.append(("banknote epoch >= 5x faster than the eager reference loop",
+                       f"FFOneClass.fit {small['reference_epoch_s'] / small['fit_epoch_s']:.1f}x, "
+                       f"fit_seeds per seed {speedup:.1f}x", speedup >= 5))
+    scaling = [r for r in results.get("scaling") or [] if r["name"] == "synthetic"]
+    if len(scaling) >= 2:
+        per_row = [r["fit_s"] / r["rows"] for r in scaling]
+        checks.append(("fit time linear in rows (time per row within 1.5x across sizes)",
+                       f"{max(per_row) / min(per_row):.2f}x", max(per_row) <= 1.5 * min(per_row)))
+    if not checks:
+        return []
+    lines = ["**Targets**", "", "| target | measured | met |", "|---|---|---|"]
+    lines += [f"| {name} | {value} | {'yes' if met else 'no'} |" for name, value, met in checks]
+    lines.append("")
+    return lines
 
 
 def write_section(path: Path, name: str, body: str) -> None:
@@ -660,7 +714,8 @@ def add_parser(subparsers) -> None:
     """Register ``ffoc bench speed``."""
     parser = subparsers.add_parser(
         SECTION, help="training step time and memory, FF against BP; scoring and small-network speed",
-        description=__doc__.split("\n\n")[0],
+        description="Training step time and memory of forward-forward against backprop, scoring throughput, "
+        "small-network training and scaling with rows; writes the speed section of BENCHMARKS.md.",
     )
     parser.add_argument("--quick", action="store_true", help="small sizes, for checking the benchmark itself")
     parser.add_argument("--parts", default="all", help=f"comma-separated parts among {', '.join(PARTS)} (default all)")
