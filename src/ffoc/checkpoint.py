@@ -8,6 +8,7 @@ what :meth:`FFOneClass.partial_fit` needs to continue exactly where it stopped:
 * the optimizer's state (Adam's moment estimates and step counts),
 * the torch random generator's state (shuffling, negatives, reservoir draws),
 * the running statistics: reservoir rows, warm-up rows and counters,
+* the centers, radii and thresholds of the training loss,
 * an optional ``progress`` dictionary of the caller's own (for example how many
   chunks of a file were read).
 
@@ -101,8 +102,17 @@ def save_checkpoint(estimator, path, *, progress: dict | None = None) -> None:
     tensors[f"{_PREFIX}reservoir"] = torch.from_numpy(stream.reservoir[: stream.reservoir_filled].copy())
     if stream.warm_up_rows:
         tensors[f"{_PREFIX}warm_up_rows"] = torch.from_numpy(np.concatenate(stream.warm_up_rows))
+    train_states = None
+    if stream.train_states is not None:
+        train_states = []
+        for k, layer_state in enumerate(stream.train_states):
+            if layer_state.center is not None:
+                tensors[f"{_PREFIX}train_states.{k}.center"] = layer_state.center.clone()  # safetensors rejects shared storage
+            train_states.append({"radius2": layer_state.radius2, "theta": layer_state.theta,
+                                 "scale": layer_state.scale})
     state = {
         "n_seen": stream.n_seen,
+        "train_states": train_states,
         "n_calls": stream.n_calls,
         "n_steps": stream.n_steps,
         "warmed_up": stream.warmed_up,
@@ -146,6 +156,7 @@ def load_checkpoint(path):
     ModelFileError
         If the file is damaged, or is a model file without online-training state.
     """
+    from .objectives import LayerState
     from .online import StreamState
 
     path = Path(path)
@@ -188,6 +199,13 @@ def load_checkpoint(path):
         reservoir = np.empty((int(state["reservoir_capacity"]), estimator.n_features_in_), dtype=np.float64)
         reservoir[: sampled.shape[0]] = sampled
         warm_up = tensors.get(f"{_PREFIX}warm_up_rows")
+        train_states = None
+        if state["train_states"] is not None:
+            train_states = [
+                LayerState(center=tensors.get(f"{_PREFIX}train_states.{k}.center"), radius2=entry["radius2"],
+                           theta=entry["theta"], scale=float(entry["scale"]))
+                for k, entry in enumerate(state["train_states"])
+            ]
     except (KeyError, TypeError, ValueError, RuntimeError, json.JSONDecodeError) as error:
         raise ModelFileError(
             f"{source} does not match what {name} expects ({type(error).__name__}: {error}). "
@@ -206,6 +224,7 @@ def load_checkpoint(path):
         generator=generator,
         layers=estimator.layers_,
         warm_up_rows=[] if warm_up is None else [warm_up.numpy().copy()],
+        train_states=train_states,
     )
     estimator.n_samples_seen_ = estimator._stream.n_seen
     return estimator, dict(state.get("progress") or {})

@@ -54,7 +54,7 @@ from sklearn.base import _fit_context
 from sklearn.preprocessing import StandardScaler
 
 from ._validation import resolve_device
-from .objectives import get_objective
+from .objectives import LayerState, get_objective
 from .trainers import TrainHistory, TrainingDivergedError, bp_step, estimate_states, ff_step, layer_scores
 from .trainers.common import batches, make_optimizer, negatives_for
 
@@ -101,6 +101,11 @@ class StreamState:
         The optimizer over every layer's parameters.
     generator : torch.Generator
         Source of the shuffling, negatives and reservoir draws.
+    train_states : list of LayerState or None
+        Centers, radii and thresholds in the training loss. As in ``fit`` with
+        ``center_update="fixed"``, they stay as estimated at the end of the
+        warm-up, while ``states_`` (for scoring) is refreshed after every call.
+        With ``forgetting > 0`` or ``center_update="epoch"`` they follow ``states_``.
     layers : torch.nn.ModuleList
         The layers this state trains. A later ``fit`` replaces the estimator's
         layers, and ``partial_fit`` then continues from those with a new state.
@@ -117,6 +122,7 @@ class StreamState:
     generator: torch.Generator
     layers: torch.nn.ModuleList
     warm_up_rows: list[np.ndarray] = field(default_factory=list)
+    train_states: list[LayerState] | None = None
 
 
 class OnlineMixin:
@@ -142,11 +148,16 @@ class OnlineMixin:
         pairwise update of Chan, Golub and LeVeque; exact without forgetting.
         With ``forgetting = f > 0``, the earlier weight is multiplied by
         ``(1 - f) ** n`` before a call's ``n`` rows are merged, each with weight 1.
-    Centers and goodness thresholds
-        Estimated once, at the end of the warm-up, from the warm-up rows
-        (the mean activation, as ``fit`` does). With ``forgetting > 0``, or
-        ``center_update="epoch"``, the centers are estimated again from the
-        reservoir after every call, so they follow the data.
+    Centers, radii and thresholds of the training loss
+        Estimated once, at the end of the warm-up, from the warm-up rows (the
+        mean activation and the ``(1 - nu)`` distance quantile, as ``fit``
+        estimates them at initialisation), then kept, as ``fit`` keeps them with
+        ``center_update="fixed"``. Refreshing the radius of the loss after every
+        call instead lets it run away (eight times ``fit``'s on the donors data
+        set): negatives pushed past the radius widen the normal rows'
+        distances, which widens the radius. With
+        ``forgetting > 0``, or ``center_update="epoch"``, the loss uses the
+        states refreshed after every call (below), so that it follows the data.
     Radii, per-layer score mean and standard deviation, ``offset_``
         Computed after every call with the current network from the reservoir
         rows: the squared radius is the ``(1 - nu)`` quantile of the reservoir's
@@ -309,6 +320,7 @@ class OnlineMixin:
             self.states_ = estimate_states(
                 self.layers_, self._objective, self._to_tensor(X), nu=self.nu, theta=self.theta
             )
+            stream.train_states = list(self.states_)
 
         self._train_one_pass(self._to_tensor(X))
         self._refresh_statistics(self._reservoir_tensor())
@@ -324,9 +336,9 @@ class OnlineMixin:
             x = X[index]  # (batch, n_features)
             x_negative = negatives_for(x, config, stream.generator)
             if self.trainer == "ff":
-                total += ff_step(self.layers_, self.states_, x, x_negative, config, stream.optimizer)
+                total += ff_step(self.layers_, stream.train_states, x, x_negative, config, stream.optimizer)
             else:
-                total += bp_step(self.layers_, self.states_, x, x_negative, config, stream.optimizer)
+                total += bp_step(self.layers_, stream.train_states, x, x_negative, config, stream.optimizer)
             n_batches += 1
         stream.n_steps += n_batches
 
@@ -387,6 +399,7 @@ class OnlineMixin:
             optimizer=self._make_stream_optimizer(),
             generator=self._make_generator(),
             layers=self.layers_,
+            train_states=list(self.states_),
         )
 
     def _make_stream_optimizer(self) -> torch.optim.Optimizer:
@@ -465,10 +478,12 @@ class OnlineMixin:
             return
         stream = self._stream
         if stream.warmed_up:
-            keep_center = self.center_update == "fixed" and self._forgetting() == 0
+            follow = self.center_update == "epoch" or self._forgetting() > 0
             self.states_ = estimate_states(
-                self.layers_, self._objective, X, nu=self.nu, previous=self.states_, keep_center=keep_center
+                self.layers_, self._objective, X, nu=self.nu, previous=self.states_, keep_center=not follow
             )
+            if follow:
+                stream.train_states = list(self.states_)
         scores = layer_scores(self.layers_, self._objective, self.states_, X)
         self.layer_score_mean_ = scores.mean(axis=0)
         self.layer_score_std_ = np.maximum(scores.std(axis=0), _MIN_SCORE_STD)
