@@ -256,3 +256,11 @@ def test_ffoneclass_huge_values_are_rejected_or_finite(rng):
         warnings.simplefilter("error", RuntimeWarning)
         detector = FFOneClass(epochs=2, random_state=0).fit(X)
     assert np.isfinite(detector.score_samples(X)).all()
+
+
+def test_ffoneclass_normalize_hidden_controls_later_layers(shifted_blobs):
+    normal, _ = shifted_blobs
+    on = FFOneClass(random_state=0, **FAST).fit(normal)
+    off = FFOneClass(normalize_hidden=False, random_state=0, **FAST).fit(normal)
+    assert [layer.normalize_input for layer in on.layers_] == [False, True]
+    assert [layer.normalize_input for layer in off.layers_] == [False, False]

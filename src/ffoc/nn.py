@@ -123,9 +123,10 @@ def build_mlp(
     activation: str = "relu",
     bias: bool = False,
     normalize_input: bool = False,
+    normalize_hidden: bool = True,
     generator: torch.Generator | None = None,
 ) -> nn.ModuleList:
-    """Build the MLP's blocks, each normalising its input except (by default) the first.
+    """Build the MLP's blocks; ``normalize_input`` and ``normalize_hidden`` set which scale their input to unit length.
 
     Examples
     --------
@@ -142,7 +143,7 @@ def build_mlp(
                 int(size),
                 activation=activation,
                 bias=bias,
-                normalize_input=normalize_input if index == 0 else True,
+                normalize_input=normalize_input if index == 0 else normalize_hidden,
                 generator=generator,
             )
         )
