@@ -293,11 +293,9 @@ class OnlineMixin:
         fitted_elsewhere = not start and not continuing and hasattr(self, "layers_")
 
         X = self._check_X(X, reset=not (continuing or fitted_elsewhere))
-        if continuing:
-            pass
-        elif fitted_elsewhere:
+        if fitted_elsewhere:
             self._continue_from_fitted()
-        else:
+        elif not continuing:
             self._start_stream()
         stream = self._stream
 
