@@ -1053,7 +1053,9 @@ def add_parser(subparsers) -> None:
                         help="comma-separated data set names, such as 6_cardio,14_glass (default: every file "
                         f"except {', '.join(DEFAULT_EXCLUDED)})")
     parser.add_argument("--detectors", type=_names, default=None,
-                        help=f"comma-separated detector names (default: all of {', '.join(detector_names())})")
+                        help="comma-separated detector names (default: all): FFOC-FF, FFOC-BP, "
+                        f"FFOC-FF-goodness and FFOC-FF-hb-svdd unless one is the default objective, "
+                        f"{', '.join(PYOD_DETECTORS)}")
     parser.add_argument("--protocols", type=_names, default=None,
                         help=f"comma-separated protocols (default: {','.join(PROTOCOLS)})")
     parser.add_argument("--seeds", type=int, default=None,
