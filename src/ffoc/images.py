@@ -56,7 +56,7 @@ class FFOneClassImage(OutlierMixin, BaseEstimator):
         Loss of each block; see :mod:`ffoc.objectives`.
     trainer : {"ff", "bp"}, default="ff"
         Forward-forward (each block trained by its own loss) or backprop.
-    conv_channels : tuple of int, default=(16, 32)
+    conv_channels : tuple of int, default=(8, 16)
         Filters of each convolutional block.
     kernel_size : int, default=5
         Side of the square filters; the convolutions pad with zeros to keep the
@@ -171,7 +171,7 @@ n_iter_no_change, device, random_state, verbose
         objective: str = "hb-svdd",
         trainer: str = "ff",
         *,
-        conv_channels=(16, 32),
+        conv_channels=(8, 16),
         kernel_size: int = 5,
         pooling: str = "max",
         pool_size: int = 2,
@@ -487,7 +487,7 @@ n_iter_no_change, device, random_state, verbose
         if hasattr(X, "columns"):
             raise TypeError(
                 f"{name} takes image arrays of shape (n, height, width) or (n, channels, height, width), "
-                "not a DataFrame; use FFOneClass for tabular data."
+                "not a DataFrame; use FFOneClass (ffoc score) for tabular data."
             )
         try:
             images = np.asarray(X)
