@@ -17,7 +17,7 @@ Three parts, each selectable with ``--parts``:
     cluster's current position, for ``forgetting=0`` and ``forgetting > 0``.
 
 Figures go to the ``streaming`` section of BENCHMARKS.md, raw results to
-``OUT_DIR/stream.json``. Threads are fixed with ``--threads``, seeds are 0.
+``OUT_DIR/stream.json`` and the drift curves to ``OUT_DIR/drift.png``. Threads are fixed with ``--threads``, seeds are 0.
 """
 
 from __future__ import annotations
@@ -164,6 +164,25 @@ def run_drift(*, n_rows: int, chunk_size: int, forgetting: float, shift: float, 
             "auroc": curves}
 
 
+def _plot_drift(drift: dict, path: Path) -> None:
+    """Save the drift run's AUROC against the cluster's position as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6, 3.5))
+    for name, curve in drift["auroc"].items():
+        axes.plot(drift["positions"], curve, label=name)
+    axes.set_xlabel("cluster position along every axis")
+    axes.set_ylabel("test AUROC before the chunk is learned")
+    axes.set_ylim(0.4, 1.0)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
 def _report(results: dict) -> str:
     from .report import machine_description, markdown_table
 
@@ -238,6 +257,7 @@ def _run(args: argparse.Namespace) -> int:
     if "drift" in parts:
         results["drift"] = run_drift(n_rows=args.drift_rows, chunk_size=1000, forgetting=args.forgetting,
                                      shift=args.drift_shift)
+        _plot_drift(results["drift"], out_dir / "drift.png")
 
     results_file.write_text(json.dumps(results, indent=2))
     body = _report(results)
