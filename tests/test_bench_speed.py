@@ -71,6 +71,18 @@ def test_measure_scaling_reads_adbench_set(shared_data):
     assert rows[0]["features"] == 6
 
 
+def test_run_speed_keeps_parts_of_earlier_run(tmp_path):
+    """A run of one part keeps the other parts of the earlier run in the same output folder."""
+    common = dict(threads=1, out_dir=tmp_path, benchmarks_md=tmp_path / "B.md", figures_dir=None)
+    run_speed(parts=("score",), settings=TINY, command="first", **common)
+    results = run_speed(parts=("scaling",), settings=TINY, command="second", **common)
+    assert results["score"][0]["network"] == "4-40-40-40"
+    assert results["earlier"]["score"]["command"] == "first"
+    text = (tmp_path / "B.md").read_text(encoding="utf-8")
+    assert "Part `score` is from an earlier run: `first`" in text
+    assert "s per 100k rows" in text
+
+
 def test_run_speed_rejects_unknown_part(tmp_path):
     with pytest.raises(ValueError, match=r"Unknown part\(s\) \['speedy'\]"):
         run_speed(parts=("speedy",), out_dir=tmp_path)

@@ -472,6 +472,9 @@ def render_markdown(results: dict) -> str:
         f"Date: {results['date']}",
         "",
     ]
+    for part, source in sorted(results.get("earlier", {}).items()):
+        lines += [f"Part `{part}` is from an earlier run: `{source['command']}`, {source['date']}, "
+                  f"load: {source['load']}.", ""]
     steps = results.get("step")
     if steps:
         rate = results["matmul_flops"]
@@ -698,6 +701,7 @@ def run_speed(
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    _carry_over(results, out / "speed.json", parts)
     (out / "speed.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
     if results.get("step"):
         plot_depth(results["step"], out / "speed_depth.png")
@@ -707,6 +711,33 @@ def run_speed(
         body = render_markdown(results) + f"\nWall time of the run: {results['wall_s']:.0f} s.\n"
         write_section(Path(benchmarks_md), SECTION, body)
     return results
+
+
+def _carry_over(results: dict, previous_path: Path, parts) -> None:
+    """Copy into ``results`` the parts of an earlier run in ``previous_path`` that this run skipped.
+
+    Running one part at a time then builds up the whole report; each carried
+    part keeps its own command and date under ``"earlier"``.
+    """
+    if not previous_path.exists():
+        return
+    try:
+        previous = json.loads(previous_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    earlier = dict(previous.get("earlier", {}))
+    for part in PARTS:
+        if part in parts or not previous.get(part):
+            continue
+        results[part] = previous[part]
+        if part == "step":
+            results["matmul_flops"] = previous["matmul_flops"]
+            results["matmul_n"] = previous["matmul_n"]
+        earlier.setdefault(part, {"command": previous["command"], "date": previous["date"], "load": previous["load"]})
+    for part in parts:
+        earlier.pop(part, None)
+    if earlier:
+        results["earlier"] = earlier
 
 
 def _handle(args: argparse.Namespace) -> int:
