@@ -110,6 +110,7 @@ def test_paper_detector_has_original_settings():
     assert params["hidden_layer_sizes"] == (40, 40, 40)
     assert params["bias"] is True
     assert params["normalize_input"] is True
+    assert params["theta"] == 1.0
     assert params["optimizer"] == "sgd"
     assert params["learning_rate"] == 5e-4
     assert params["batch_size"] == 32
@@ -177,7 +178,8 @@ def test_recorder_does_not_change_fit(rng):
     np.testing.assert_array_equal(plain.score_samples(X), recorded.score_samples(X))
     n_steps = 3 * 7  # 3 epochs of ceil(100 / 16) batches
     for steps in recorder.steps:
-        assert steps[0] == 0 and steps[-1] == n_steps, steps
+        assert steps[0] == 0, steps
+        assert steps[-1] == n_steps, steps
         assert len(steps) <= 2 * 4 + 1, "thinning keeps at most 2 * max_points entries plus the final one"
         assert steps == sorted(steps)
 

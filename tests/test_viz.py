@@ -55,7 +55,8 @@ def test_score_histograms_write_png(tmp_path, rng):
     path = plot_score_histograms(panels, tmp_path / "hist.png", title="histograms", ncols=2)
     image_format, size, _ = _decoded(path)
     assert image_format == "PNG"
-    assert size[0] > 300 and size[1] > 200, f"figure too small to read: {size}"
+    assert size[0] > 300, f"figure too narrow to read: {size}"
+    assert size[1] > 200, f"figure too short to read: {size}"
 
 
 def test_score_histograms_single_class(tmp_path, rng):

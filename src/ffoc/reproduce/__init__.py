@@ -69,7 +69,7 @@ __all__ = [
 
 @dataclass
 class Reproduction:
-    """What :func:`run_reproduction` wrote.
+    """Tables and files written by :func:`run_reproduction`.
 
     Attributes
     ----------
@@ -114,7 +114,7 @@ def run_reproduction(
         Worker processes. Each run is single-threaded and seeds itself, so the
         results do not depend on ``jobs``.
     epochs : int or None, default=None
-        Caps every run's epochs, for quick checks; the report says so.
+        Caps every run's epochs, for quick checks; ``summary.md`` then marks the run as a quick check.
     landscape : bool, default=False
         Also draw the loss landscapes (PNG and GIF) of each setting's first seed,
         into ``out/landscapes``.

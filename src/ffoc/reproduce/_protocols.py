@@ -30,17 +30,19 @@ TRAINER_NAMES = ("ff", "bp")
 # The original code split banknote once, with scikit-learn's random_state=14.
 PAPER_SPLIT_SEED = 14
 
-# Estimator settings that express the original experiment: an MLP 4-40-40-40
-# with bias and ReLU, every layer's input (the first included) scaled to unit
-# length, SGD with learning rate 5e-4, batches of 32, at most 1000 epochs,
-# centers and radii refreshed after every epoch, no negatives, and the score
-# taken from the last layer. The patience of 10 epochs is the original's.
+# Estimator settings of the original experiment. The network is an MLP
+# 4-40-40-40 with bias and ReLU, and every layer's input (the first included)
+# is scaled to unit length. Training uses SGD with learning rate 5e-4 and
+# batches of 32 for at most 1000 epochs, refreshes centers and radii after every
+# epoch and uses no negatives. The goodness threshold is the original's constant
+# 1.0. The score comes from the last layer, and the stopping patience is 10 epochs.
 PAPER_PARAMS = {
     "hidden_layer_sizes": (40, 40, 40),
     "activation": "relu",
     "bias": True,
     "normalize_input": True,
     "nu": 0.05,
+    "theta": 1.0,
     "optimizer": "sgd",
     "learning_rate": 5e-4,
     "batch_size": 32,
@@ -68,7 +70,7 @@ class Protocol:
     description : str
         One line for tables and figure titles.
     label_use : bool
-        Whether training reads anomaly labels (the paper's stopping rule does).
+        Whether training reads anomaly labels; the ``paper`` protocol's stopping rule does.
     fixed_split_seed : int or None
         Split seed shared by every run, or ``None`` when the split seed follows
         the run's seed.

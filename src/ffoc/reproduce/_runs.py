@@ -60,7 +60,7 @@ class RunSpec:
 
 @dataclass
 class RunResult:
-    """What one run returns: a results row and the arrays the figures need."""
+    """Output of one run: its results row and the arrays the figures need."""
 
     row: dict
     arrays: dict = field(default_factory=dict)
@@ -75,7 +75,7 @@ def _split(protocol_name: str, seed: int):
 
 
 def run_one(spec: RunSpec) -> RunResult:
-    """Fit and score one run with one thread; a failure is returned as a row, never raised.
+    """Fit and score one run with one thread; an exception during the run becomes a failed row.
 
     The split is :func:`ffoc.datasets.stratified_split` with fractions
     (0.6, 0.2, 0.2); the detector trains on the normal rows of the training

@@ -26,8 +26,8 @@ __all__ = ["LayerLandscape", "ParameterRecorder", "compute_landscapes"]
 
 # Share of the path's extent added on each side of the grid.
 _GRID_MARGIN = 0.25
-# Seed of the negatives drawn once for the landscape's loss; the grid needs one
-# fixed set so that the surface does not change from point to point.
+# Seed of the negatives drawn once for the landscape's loss. One fixed set keeps
+# the surface from changing between grid points.
 _NEGATIVES_SEED = 0
 # Parameter vectors evaluated together; bounds memory to about
 # _CHUNK * n_samples * width floats per layer.
@@ -38,7 +38,7 @@ class ParameterRecorder:
     """Record each layer's flattened parameters before every optimizer step.
 
     A hook on each layer's weight fires once its gradient is accumulated, which
-    is before the optimizer steps, so the entry recorded at step ``n`` holds
+    is before the optimizer steps, so the entry recorded at step ``n`` contains
     the parameters after ``n - 1`` steps. :meth:`finish` appends the parameters
     the detector ends with (after any weights were restored by early stopping).
     To bound memory, once a layer has ``2 * max_points`` entries every other
@@ -169,7 +169,7 @@ def compute_landscapes(detector, X, recorder: ParameterRecorder, *, resolution: 
         raise ValueError(f"resolution={resolution!r} must be at least 2 grid points per direction.")
     if len(recorder.paths) != len(detector.layers_):
         raise ValueError(
-            f"The recorder holds {len(recorder.paths)} layer paths but the detector has "
+            f"The recorder contains {len(recorder.paths)} layer paths but the detector has "
             f"{len(detector.layers_)} layers; record the same fit."
         )
     layers = detector.layers_

@@ -31,7 +31,7 @@ def plot_landscape(landscapes: Sequence, path, *, title: str = "") -> Path:
     path : str or Path
         PNG file to write; its folder must exist.
     title : str, default=""
-        Figure title; the panel titles say which loss is drawn.
+        Figure title; the panel titles name the loss drawn.
 
     Returns
     -------
@@ -150,8 +150,8 @@ def _draw_surface(figure: Figure, ax, landscape) -> None:
     colorbar.set_label("log10 loss" if positive else "loss", fontsize=8)
     colorbar.ax.tick_params(labelsize=7)
     share = landscape.explained_variance
-    ax.set_xlabel(f"principal direction 1 ({share[0]:.0%} of path variance)", fontsize=8)
-    ax.set_ylabel(f"principal direction 2 ({share[1]:.0%})", fontsize=8)
+    ax.set_xlabel(f"principal direction 1 ({share[0]:.1%} of path variance)", fontsize=8)
+    ax.set_ylabel(f"principal direction 2 ({share[1]:.1%})", fontsize=8)
     ax.tick_params(labelsize=7)
     if landscape.trainer == "ff":
         what = f"layer {landscape.layer}: its own loss,\ninputs held fixed"
