@@ -264,3 +264,8 @@ def test_ffoneclass_normalize_hidden_controls_later_layers(shifted_blobs):
     off = FFOneClass(normalize_hidden=False, random_state=0, **FAST).fit(normal)
     assert [layer.normalize_input for layer in on.layers_] == [False, True]
     assert [layer.normalize_input for layer in off.layers_] == [False, False]
+
+
+@pytest.mark.parametrize("n_rows, expected", [(20, 100), (500, 100), (1280, 40), (100_000, 1)])
+def test_ffoneclass_auto_epochs_budget(n_rows, expected):
+    assert FFOneClass(batch_size=128)._resolve_epochs(n_rows) == expected
