@@ -5,9 +5,9 @@ A convolutional network here is a list of blocks, like the MLP of
 :func:`ffoc.trainers.bp_step`) and the same per-layer statistics
 (:func:`ffoc.trainers.estimate_states`, :func:`ffoc.trainers.layer_scores`)
 apply unchanged. A :class:`ConvBlock` maps a batch of images of shape
-``(n, C, H, W)`` to an activation map of shape ``(n, C', H', W')``; the
-objectives flatten it per sample, so a block's goodness or distance to its
-center is taken over the whole map. A :class:`DenseBlock` flattens its input and
+``(n, C, H, W)`` to an activation map of shape ``(n, C', H', W')``. The
+objectives flatten that map per sample, so a block's goodness or distance to
+its center is taken over the whole map. A :class:`DenseBlock` flattens its input and
 then acts as an :class:`ffoc.nn.FFLayer`, so dense layers can follow the
 convolutional ones.
 

@@ -36,7 +36,7 @@ class FFOneClassImage(OutlierMixin, BaseEstimator):
     pooling), optionally followed by dense layers. Each block carries the same
     one-class objective as the layers of :class:`ffoc.FFOneClass`, computed per
     sample over the block's whole activation map. With ``trainer="ff"`` every
-    block learns from its own loss and no gradient crosses blocks; with
+    block learns from its own loss and no gradient crosses blocks. With
     ``trainer="bp"`` one loss on the last block trains the whole network.
 
     Images are given as arrays of shape ``(n, channels, height, width)``, or

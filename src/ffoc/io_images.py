@@ -11,7 +11,7 @@ __all__ = ["IMAGE_SUFFIXES", "list_image_files", "read_image_folder"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
-# Pillow modes that hold one grey level per pixel.
+# Pillow modes with one grey level per pixel.
 _GREY_MODES = ("1", "L", "LA", "I", "I;16", "F")
 
 
@@ -25,7 +25,7 @@ def list_image_files(folder: str | os.PathLike[str]) -> list[Path]:
     NotADirectoryError
         If ``folder`` is a file.
     ValueError
-        If the folder holds no PNG or JPEG file.
+        If the folder contains no PNG or JPEG file.
     """
     folder = Path(folder)
     if not folder.exists():

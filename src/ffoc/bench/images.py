@@ -1,9 +1,9 @@
 """``ffoc bench images``: one-vs-rest digit detection with convolutional FF and BP networks.
 
-Protocol (Ruff et al., 2018, with a smaller training set): for each digit, a
-random 80% of that digit's images form the training set; the test set is the
-other 20% of that digit (normal) and every image of the other nine digits
-(anomalies). :class:`ffoc.images.FFOneClassImage` is trained with its defaults,
+Protocol (Ruff et al., "Deep One-Class Classification", ICML 2018, with a
+smaller training set): for each digit, a random 80% of that digit's images form
+the training set. The test set is the other 20% of that digit (normal) and
+every image of the other nine digits (anomalies). :class:`ffoc.images.FFOneClassImage` is trained with its defaults,
 forward-forward and by backprop, over several seeds (the seed sets both the
 split and the network). Three baselines run on the raw pixels scaled to [0, 1]:
 scikit-learn's OneClassSVM (RBF kernel, ``gamma="scale"``, ``nu=0.1``),

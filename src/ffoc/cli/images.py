@@ -108,7 +108,7 @@ def _score_images(args: argparse.Namespace) -> int:
     detector = load(args.model)
     if not isinstance(detector, FFOneClassImage):
         raise CommandError(
-            f"{args.model} holds a {type(detector).__name__}, not an image model; use ffoc score for tabular models"
+            f"{args.model} contains a {type(detector).__name__}, not an image model; use ffoc score for tabular models"
         )
     channels = detector.image_shape_[0]
     mode = "grey" if channels == 1 else "rgb"
