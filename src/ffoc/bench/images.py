@@ -18,6 +18,7 @@ on which the estimator's defaults were chosen.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -61,6 +62,7 @@ def run_images(
     detectors=DETECTORS,
     estimator_params: dict | None = None,
     keep_scores: bool = False,
+    verbose: int = 0,
 ) -> tuple[list[dict], dict]:
     """Run the one-vs-rest protocol and return one result row per digit, detector and seed.
 
@@ -82,6 +84,8 @@ def run_images(
         ``trainer`` and ``random_state``; ``None`` keeps its defaults.
     keep_scores : bool
         Also return the FF anomaly scores of the first seed, for :func:`plot_extremes`.
+    verbose : int
+        1 or more prints one line per finished digit on standard error.
 
     Returns
     -------
@@ -128,6 +132,12 @@ def run_images(
                 })
                 if keep_scores and name == "ff" and seed == seeds[0]:
                     kept[int(digit)] = (test, scores, split.y_test)
+        if verbose:
+            done_rows = [r for r in rows if r["digit"] == int(digit)]
+            aurocs = ", ".join(
+                f"{name} {np.mean([r['auroc'] for r in done_rows if r['detector'] == name]):.4f}" for name in detectors
+            )
+            print(f"digit {digit}: {aurocs} ({time.process_time():.0f} s CPU so far)", file=sys.stderr, flush=True)
     return rows, kept
 
 
@@ -219,7 +229,7 @@ def _bench(args: argparse.Namespace) -> int:
     cpu_start = time.process_time()
     rows, scores = run_images(
         images, labels, digits=args.digits, seeds=range(args.seeds), estimator_params=estimator_params,
-        keep_scores=True,
+        keep_scores=True, verbose=args.verbose,
     )
     elapsed = time.perf_counter() - start
     cpu_seconds = time.process_time() - cpu_start
@@ -291,4 +301,5 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--out", default="bench_results/images", help="folder for the CSV and figure (default: %(default)s)")
     parser.add_argument("--report", default="BENCHMARKS.md", help="Markdown file to update (default: %(default)s)")
     parser.add_argument("--no-report", action="store_true", help="write the CSV and figure, not the Markdown section")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="print each digit's AUROC when it is done")
     parser.set_defaults(handler=_bench)
