@@ -105,7 +105,8 @@ class StreamState:
         Centers, radii and thresholds in the training loss. As in ``fit`` with
         ``center_update="fixed"``, they stay as estimated at the end of the
         warm-up, while ``states_`` (for scoring) is refreshed after every call.
-        With ``forgetting > 0`` or ``center_update="epoch"`` they follow ``states_``.
+        With ``forgetting > 0`` their centers follow ``states_``, and with
+        ``center_update="epoch"`` they are ``states_``.
     layers : torch.nn.ModuleList
         The layers this state trains. A later ``fit`` replaces the estimator's
         layers, and ``partial_fit`` then continues from those with a new state.
@@ -155,9 +156,10 @@ class OnlineMixin:
         ``center_update="fixed"``. Refreshing the radius of the loss after every
         call instead lets it run away (eight times ``fit``'s on the donors data
         set): negatives pushed past the radius widen the normal rows'
-        distances, which widens the radius. With
-        ``forgetting > 0``, or ``center_update="epoch"``, the loss uses the
-        states refreshed after every call (below), so that it follows the data.
+        distances, which widens the radius. With ``forgetting > 0`` the loss's
+        centers follow the centers refreshed after every call (below), and
+        its radii and thresholds stay. With ``center_update="epoch"`` the loss
+        uses the refreshed states whole, as ``fit`` does after every epoch.
     Radii, per-layer score mean and standard deviation, ``offset_``
         Computed after every call with the current network from the reservoir
         rows: the squared radius is the ``(1 - nu)`` quantile of the reservoir's
@@ -480,8 +482,15 @@ class OnlineMixin:
             self.states_ = estimate_states(
                 self.layers_, self._objective, X, nu=self.nu, previous=self.states_, keep_center=not follow
             )
-            if follow:
+            if self.center_update == "epoch":
                 stream.train_states = list(self.states_)
+            elif follow:
+                # Forgetting moves the loss's centers only: a radius that follows the
+                # refreshed one feeds back on itself (see the class notes).
+                stream.train_states = [
+                    LayerState(center=new.center, radius2=old.radius2, theta=old.theta, scale=old.scale)
+                    for new, old in zip(self.states_, stream.train_states)
+                ]
         scores = layer_scores(self.layers_, self._objective, self.states_, X)
         self.layer_score_mean_ = scores.mean(axis=0)
         self.layer_score_std_ = np.maximum(scores.std(axis=0), _MIN_SCORE_STD)
