@@ -42,6 +42,7 @@ import gc
 import json
 import os
 import platform
+import shlex
 import statistics
 import subprocess
 import sys
@@ -642,6 +643,7 @@ def plot_depth(steps: list[dict], path: Path) -> None:
         right.plot(depths, [r["max_working_bytes"] / 2**20 for r in rows], marker="o", label=label)
     for axis, ylabel in ((left, "seconds per step (median)"), (right, "working memory (MiB)")):
         axis.set_xscale("log", base=2)
+        axis.set_xticks(depths, [str(d) for d in depths])
         axis.set_xlabel("depth (layers)")
         axis.set_ylabel(ylabel)
         axis.grid(alpha=0.3)
@@ -742,7 +744,7 @@ def _carry_over(results: dict, previous_path: Path, parts) -> None:
 
 def _handle(args: argparse.Namespace) -> int:
     parts = PARTS if args.parts == "all" else tuple(p.strip() for p in args.parts.split(",") if p.strip())
-    command = "ffoc bench speed " + " ".join(sys.argv[3:]) if len(sys.argv) > 3 else "ffoc bench speed"
+    command = shlex.join(["ffoc", "bench", "speed", *sys.argv[3:]])
     overrides = {}
     if args.depths:
         try:
