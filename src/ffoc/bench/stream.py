@@ -60,8 +60,8 @@ def run_accuracy(data_dir, names, *, chunk_size: int, max_passes: int, seed: int
         fit_seconds = time.perf_counter() - start
         fit_auroc = _auroc(split.y_test, -fitted.score_samples(split.X_test))
 
-        # The split keeps the file's row order, which drifts in some sets (cover is sorted
-        # in blocks); a stream in shuffled order is the stationary case that fit sees.
+        # The split keeps the file's row order, which drifts in some sets because cover
+        # comes in blocks. A stream in shuffled order is stationary, like fit's shuffled epochs.
         orders = {"file": np.arange(split.X_train.shape[0]),
                   "shuffled": np.random.default_rng(seed).permutation(split.X_train.shape[0])}
         for order, rows in orders.items():
