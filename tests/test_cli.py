@@ -136,3 +136,34 @@ def test_cli_demo_prints_metrics_for_both_trainers(capsys):
     assert set(rows) == {"ff", "bp"}
     auroc = float(rows["ff"].split()[7])
     assert auroc > 0.95
+
+
+def test_cli_fit_refuses_to_overwrite_its_input(banknote_csv, tmp_path, capsys):
+    path, _ = banknote_csv
+    copy = tmp_path / "data.csv"
+    shutil.copy(path, copy)
+    before = copy.read_bytes()
+    assert main(["fit", str(copy), "--out", str(copy), *FAST]) == 1
+    assert "input file" in capsys.readouterr().err
+    assert copy.read_bytes() == before
+
+
+def test_cli_fit_checks_output_folder_before_training(banknote_csv, tmp_path, capsys):
+    path, _ = banknote_csv
+    assert main(["fit", str(path), "--out", str(tmp_path / "missing" / "m.safetensors"), *FAST]) == 1
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_cli_long_output_name_is_written(banknote_csv, tmp_path):
+    path, frame = banknote_csv
+    model = tmp_path / ("b" * 240 + ".safetensors")
+    assert main(["fit", str(path), "--out", str(model), "--label-column", frame.columns[-1], *FAST]) == 0
+    assert model.is_file()
+
+
+def test_cli_os_error_is_one_line(banknote_csv, tmp_path, capsys):
+    path, _ = banknote_csv
+    assert main(["fit", str(path), "--out", str(tmp_path / ("a" * 300 + ".safetensors")), *FAST]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1

@@ -269,3 +269,58 @@ def test_ffoneclass_normalize_hidden_controls_later_layers(shifted_blobs):
 @pytest.mark.parametrize("n_rows, expected", [(20, 100), (500, 100), (1280, 40), (100_000, 1)])
 def test_ffoneclass_auto_epochs_budget(n_rows, expected):
     assert FFOneClass(batch_size=128)._resolve_epochs(n_rows) == expected
+
+
+@pytest.mark.parametrize(
+    "objective, optimizer, learning_rate", [("goodness", "sgd", 1e8), ("goodness-sigmoid", "adam", 1e20)]
+)
+def test_ffoneclass_divergence_raises_instead_of_nan(objective, optimizer, learning_rate, rng):
+    from ffoc.trainers import TrainingDivergedError
+
+    X = rng.normal(size=(40, 3))
+    with pytest.raises(TrainingDivergedError, match="diverged"):
+        FFOneClass(objective, optimizer=optimizer, learning_rate=learning_rate, epochs=3,
+                   hidden_layer_sizes=(8,), random_state=0).fit(X)
+
+
+def test_ffoneclass_extreme_scoring_input_gets_finite_lowest_score(fitted):
+    scores = fitted.score_samples(np.array([[1e30, 0, 0, 0, 0], [0, 0, 0, 0, 0]]))
+    assert np.isfinite(scores).all()
+    assert scores[0] < scores[1]
+
+
+def test_ffoneclass_early_stopping_large_holdout_keeps_training_rows(rng):
+    detector = FFOneClass(early_stopping=True, validation_fraction=0.99, epochs=2, hidden_layer_sizes=(8,),
+                          random_state=0).fit(rng.normal(size=(40, 3)))
+    assert np.isfinite(detector.offset_)
+
+
+def test_ffoneclass_rejects_oversized_network(rng):
+    with pytest.raises(ValueError, match="smaller layers"):
+        FFOneClass(hidden_layer_sizes=(10**12,), epochs=1).fit(rng.normal(size=(10, 3)))
+
+
+def test_ffoneclass_rejects_fractional_score_layers(rng):
+    with pytest.raises(ValueError, match="integer layer indices"):
+        FFOneClass(score_layers=[0.5], epochs=1).fit(rng.normal(size=(10, 3))).score_samples(np.zeros((1, 3)))
+
+
+def test_ffoneclass_small_network_trains_on_one_thread_and_restores(rng, monkeypatch):
+    import ffoc.trainers.ff as ff_module
+
+    seen = []
+    original = ff_module.ff_step
+
+    def recording_step(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(ff_module, "ff_step", recording_step)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        FFOneClass(epochs=1, hidden_layer_sizes=(8,), random_state=0).fit(rng.normal(size=(20, 3)))
+        assert set(seen) == {1}
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -146,3 +146,14 @@ def test_save_unfitted_raises(tmp_path):
 
     with pytest.raises(NotFittedError):
         FFOneClass().save(tmp_path / "m.safetensors")
+
+
+def test_save_keeps_permissions_of_replaced_file(model_and_data, tmp_path):
+    import os
+
+    model, _ = model_and_data
+    path = tmp_path / "m.safetensors"
+    model.save(path)
+    os.chmod(path, 0o644)
+    model.save(path)
+    assert oct(path.stat().st_mode & 0o777) == oct(0o644)

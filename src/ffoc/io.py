@@ -495,7 +495,8 @@ def _create_temporary_file(path: Path) -> tuple[int, Path]:
     """
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     while True:
-        temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+        # A short name, so that a target name near the file system's limit still fits.
+        temporary = path.with_name(f".ffoc-{secrets.token_hex(6)}.tmp")
         try:
             return os.open(temporary, flags, 0o666), temporary
         except FileExistsError:

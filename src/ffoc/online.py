@@ -322,7 +322,8 @@ class OnlineMixin:
             )
             stream.train_states = list(self.states_)
 
-        self._train_one_pass(self._to_tensor(X))
+        with self._thread_limit():
+            self._train_one_pass(self._to_tensor(X))
         self._refresh_statistics(self._reservoir_tensor())
 
     def _train_one_pass(self, X: torch.Tensor) -> None:

@@ -26,9 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import struct
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -49,28 +47,15 @@ class ModelFileError(ValueError):
 
 
 def atomic_write_bytes(path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically: a temporary file, fsync, then rename.
+    """Write ``data`` to ``path`` atomically with :func:`ffoc.io.atomic_write`.
 
-    On any failure the temporary file is removed and an existing file at ``path``
-    is left untouched.
+    On any failure an existing file at ``path`` is left untouched; a replaced
+    file keeps its permission bits.
     """
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise FileNotFoundError(f"Cannot write {str(path)!r}: folder {str(folder)!r} does not exist.")
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        try:
-            os.unlink(temporary)
-        except FileNotFoundError:
-            pass
-        raise
+    from .io import atomic_write
+
+    with atomic_write(path, "wb") as file:
+        file.write(data)
 
 
 def _checksum(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> str:
@@ -238,6 +223,8 @@ def load(path):
         fitted = json.loads(metadata["fitted"])
     except (KeyError, json.JSONDecodeError) as error:
         raise ModelFileError(f"{str(path)!r} has invalid metadata ({error}). Save the model again.") from None
+    if not isinstance(params, dict) or not isinstance(fitted, dict):
+        raise ModelFileError(f"{str(path)!r} has invalid metadata: 'params' and 'fitted' must be JSON objects.")
     for key, value in params.items():
         if isinstance(value, list) and key.endswith("_sizes"):
             params[key] = tuple(value)  # JSON has no tuples
@@ -245,7 +232,7 @@ def load(path):
     try:
         estimator.set_params(**params)
         estimator._restore_fitted_state(tensors, fitted)
-    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+    except (AttributeError, KeyError, TypeError, ValueError, RuntimeError, IndexError) as error:
         raise ModelFileError(
             f"{str(path)!r} does not match what {name} expects ({type(error).__name__}: {error}). "
             "Save the model again with this ffoc version."

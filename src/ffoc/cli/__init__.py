@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 __all__ = ["main", "CommandError"]
@@ -58,8 +59,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ffoc: interrupted", file=sys.stderr)
         return 130
-    except (CommandError, ValueError, TypeError, FileNotFoundError, IsADirectoryError,
-            PermissionError, NotADirectoryError, FloatingPointError, ImportError) as error:
+    except BrokenPipeError:
+        # The reader of our output (for example `head`) closed the pipe: stop quietly.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except (CommandError, ValueError, TypeError, OSError, FloatingPointError, ImportError) as error:
         message = str(error).strip().replace("\n", " ") or type(error).__name__
         print(f"ffoc {args.command}: error: {message}", file=sys.stderr)
         return 1

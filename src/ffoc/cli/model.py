@@ -117,17 +117,27 @@ def _read_features(args: argparse.Namespace, *, keep_normal: bool):
     return split_features_labels(frame, label_column=label_column, normal_label=normal_label)
 
 
+def _check_output_path(output, data, option: str) -> Path:
+    """Reject an output path that is the input file, a folder, or in a missing folder, before any work."""
+    output = Path(output)
+    if output.is_dir():
+        raise CommandError(f"{option} {str(output)!r} is a folder; give a file name")
+    if not output.parent.is_dir() and str(output.parent):
+        raise CommandError(f"{option} {str(output)!r}: folder {str(output.parent)!r} does not exist; create it first")
+    if output.exists() and Path(data).exists() and output.resolve() == Path(data).resolve():
+        raise CommandError(f"{option} {str(output)!r} is the input file; choose another name so the data is kept")
+    return output
+
+
 def _fit(args: argparse.Namespace) -> int:
     from ..estimator import FFOneClass
 
+    out = _check_output_path(args.out, args.data, "--out")
     if args.stream:
         from .stream import fit_stream_command
 
         return fit_stream_command(args)
     features, _ = _read_features(args, keep_normal=True)
-    out = Path(args.out)
-    if out.is_dir():
-        raise CommandError(f"--out {str(out)!r} is a folder; give a file name such as model.safetensors")
     detector = FFOneClass(**estimator_params(args)).fit(features)
     detector.save(out)
     n_outliers = int((detector.predict(features) == -1).sum())
@@ -144,6 +154,8 @@ def _score(args: argparse.Namespace) -> int:
 
     import pandas as pd
 
+    if args.output:
+        _check_output_path(args.output, args.data, "--output")
     detector = load(args.model)
     features, _ = _read_features(args, keep_normal=False)
     if getattr(detector, "feature_names_in_", None) is None:

@@ -75,7 +75,7 @@ def train_bp(
             x = X[index]
             total += bp_step(layers, states, x, negatives_for(x, config, generator), config, optimizer)
             n_batches += 1
-        check_finite(total, epoch, "backprop")
+        check_finite(total, epoch, "backprop", layers)
         mean = float(total) / max(n_batches, 1)
         history.layer_losses.append([mean])
         if config.center_update == "epoch":

@@ -29,6 +29,8 @@ __all__ = [
 CENTER_EPS = 0.1
 # Floor of the per-layer scale, so that a layer with no activity gives no division by zero.
 _MIN_SCALE = 1e-12
+# Score given to samples whose activations overflow float32.
+OVERFLOW_SCORE = float(np.finfo(np.float32).max)
 
 
 class TrainingDivergedError(FloatingPointError):
@@ -209,16 +211,32 @@ def layer_scores(
     for index in batches(X.shape[0], batch_size, None, shuffle=False):
         for k, h in enumerate(forward_layers(layers, X[index])):
             out[index, k] = objective.score(h, states[k]).double().cpu().numpy()
+    # Inputs are finite and trained weights are checked, so a non-finite score can only
+    # come from float32 overflow on an extreme input: rank it as the most anomalous.
+    np.nan_to_num(out, copy=False, nan=OVERFLOW_SCORE, posinf=OVERFLOW_SCORE, neginf=-OVERFLOW_SCORE)
     return out
 
 
-def check_finite(value: torch.Tensor, epoch: int, where: str) -> None:
-    """Raise :class:`TrainingDivergedError` if a loss is NaN or infinite."""
+_DIVERGED_ADVICE = "Lower learning_rate (or raise nu for svdd and ls-svdd), or check the input for extreme values."
+
+
+def check_finite(value: torch.Tensor, epoch: int, where: str, layers: Sequence[nn.Module] = ()) -> None:
+    """Raise :class:`TrainingDivergedError` if a loss or a parameter is NaN or infinite.
+
+    A loss can stay finite while the weights overflow (softplus and sigmoid
+    saturate), so the parameters of ``layers`` are checked too.
+    """
     if not math.isfinite(float(value)):
         raise TrainingDivergedError(
-            f"Training diverged in epoch {epoch + 1} ({where}): the loss is {float(value)}. "
-            "Lower learning_rate, or check the input for extreme values."
+            f"Training diverged in epoch {epoch + 1} ({where}): the loss is {float(value)}. {_DIVERGED_ADVICE}"
         )
+    for k, layer in enumerate(layers):
+        for name, parameter in layer.named_parameters():
+            if not torch.isfinite(parameter).all():
+                raise TrainingDivergedError(
+                    f"Training diverged in epoch {epoch + 1} ({where}): layer {k}'s {name} is no longer "
+                    f"finite. {_DIVERGED_ADVICE}"
+                )
 
 
 def negatives_for(x: torch.Tensor, config: TrainConfig, generator: torch.Generator | None):

@@ -141,7 +141,7 @@ def train_ff(
                 x_negative = negatives_for(x, config, generator)
                 total += ff_step(layers, states, x, x_negative, config, optimizer, trained)
                 n_batches += 1
-            check_finite(total.sum(), epoch, f"forward-forward, layers {trained}")
+            check_finite(total.sum(), epoch, f"forward-forward, layers {trained}", [layers[k] for k in trained])
             mean = (total / max(n_batches, 1)).tolist()
             if phase == 0:
                 history.layer_losses.append(mean)
