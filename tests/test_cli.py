@@ -167,3 +167,14 @@ def test_cli_os_error_is_one_line(banknote_csv, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_cli_score_ignores_columns_the_model_does_not_use(banknote_csv, tmp_path, capsys):
+    path, frame = banknote_csv
+    label = frame.columns[-1]
+    model = tmp_path / "m.safetensors"
+    assert main(["fit", str(path), "--out", str(model), "--label-column", label, "--normal-label", "0", *FAST]) == 0
+    capsys.readouterr()
+    assert main(["score", str(model), str(path), "--output", str(tmp_path / "s.csv")]) == 0
+    assert label in capsys.readouterr().err
+    assert len(pd.read_csv(tmp_path / "s.csv")) == len(frame)

@@ -55,21 +55,27 @@ def add_estimator_options(parser: argparse.ArgumentParser) -> None:
 
     defaults = FFOneClass().get_params()
     group = parser.add_argument_group("model")
-    group.add_argument("--objective", choices=sorted(OBJECTIVES), default=defaults["objective"])
-    group.add_argument("--trainer", choices=["ff", "bp"], default=defaults["trainer"])
+    group.add_argument("--objective", choices=sorted(OBJECTIVES), default=defaults["objective"],
+                       help="one-class loss of each layer (default: %(default)s)")
+    group.add_argument("--trainer", choices=["ff", "bp"], default=defaults["trainer"],
+                       help="ff: forward-forward, each layer trained by its own loss; bp: backprop (default: %(default)s)")
     group.add_argument("--hidden-layer-sizes", type=parse_layer_sizes, default=defaults["hidden_layer_sizes"],
                        metavar="W1,W2,...", help="layer widths (default: %(default)s)")
     group.add_argument("--activation", choices=["relu", "leaky_relu", "tanh", "identity"], default=defaults["activation"])
     group.add_argument("--epochs", type=_epochs, default=defaults["epochs"],
                        help="passes over the data, or auto (default: %(default)s)")
-    group.add_argument("--batch-size", type=int, default=defaults["batch_size"])
-    group.add_argument("--learning-rate", type=float, default=defaults["learning_rate"])
+    group.add_argument("--batch-size", type=int, default=defaults["batch_size"], help="rows per mini-batch (default: %(default)s)")
+    group.add_argument("--learning-rate", type=float, default=defaults["learning_rate"], help="(default: %(default)s)")
     group.add_argument("--optimizer", choices=["adam", "sgd"], default=defaults["optimizer"])
     group.add_argument("--schedule", choices=["interleaved", "layerwise"], default=defaults["schedule"])
-    group.add_argument("--nu", type=float, default=defaults["nu"])
-    group.add_argument("--contamination", type=_contamination, default=defaults["contamination"])
-    group.add_argument("--negatives", choices=["mixed", "shuffle", "noise", "scale", "none"], default=defaults["negatives"])
-    group.add_argument("--score-layers", choices=["all", "last"], default=defaults["score_layers"])
+    group.add_argument("--nu", type=float, default=defaults["nu"],
+                       help="expected share of training rows outside the boundary (default: %(default)s)")
+    group.add_argument("--contamination", type=_contamination, default=defaults["contamination"],
+                       help="share of training rows labelled outliers, or auto (= nu) (default: %(default)s)")
+    group.add_argument("--negatives", choices=["mixed", "shuffle", "noise", "scale", "none"], default=defaults["negatives"],
+                       help="negatives made from each mini-batch (default: %(default)s)")
+    group.add_argument("--score-layers", choices=["all", "last"], default=defaults["score_layers"],
+                       help="layers whose standardised scores are averaged (default: %(default)s)")
     group.add_argument("--device", default=defaults["device"], help="cpu, cuda or auto (default: %(default)s)")
     group.add_argument("--random-state", type=int, default=0, help="seed (default: %(default)s)")
 
@@ -148,6 +154,26 @@ def _fit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _select_model_features(features, names: list[str]):
+    """Return the model's feature columns of ``features``, in the model's order.
+
+    Extra columns (an id or the label column) are left out, with a note on
+    standard error; a missing feature column is an error that names it.
+    """
+    columns = [str(column) for column in features.columns]
+    missing = [name for name in names if name not in columns]
+    if missing:
+        raise CommandError(
+            f"DATA lacks the model's feature column(s) {missing}; the model was fitted on {names}"
+        )
+    extra = [column for column in columns if column not in names]
+    if extra:
+        print(f"ffoc score: ignoring column(s) not used by the model: {extra}", file=sys.stderr)
+    features = features.copy()
+    features.columns = columns
+    return features[names]
+
+
 def _score(args: argparse.Namespace) -> int:
     from .. import load
     from ..io import write_table
@@ -158,8 +184,11 @@ def _score(args: argparse.Namespace) -> int:
         _check_output_path(args.output, args.data, "--output")
     detector = load(args.model)
     features, _ = _read_features(args, keep_normal=False)
-    if getattr(detector, "feature_names_in_", None) is None:
+    names = getattr(detector, "feature_names_in_", None)
+    if names is None:
         features = features.to_numpy()
+    else:
+        features = _select_model_features(features, [str(name) for name in names])
     scores = detector.score_samples(features)
     decision = scores - detector.offset_
     result = pd.DataFrame({
@@ -221,6 +250,7 @@ def add_parser(subparsers) -> None:
     _add_data_options(score)
     score.set_defaults(handler=_score)
 
-    info = subparsers.add_parser("info", help="describe a saved detector")
+    info = subparsers.add_parser("info", help="describe a saved detector",
+                                 description="Print a saved detector's parameters, layers and threshold as JSON.")
     info.add_argument("model", metavar="MODEL")
     info.set_defaults(handler=_info)
