@@ -347,6 +347,17 @@ def _timed(function, repeats: int = 3) -> float:
     return statistics.median(times)
 
 
+def _interleaved(functions: dict, repeats: int = 3) -> dict:
+    """Return the median seconds of each function, timed in turn ``repeats`` times."""
+    times: dict = {name: [] for name in functions}
+    for _ in range(repeats):
+        for name, function in functions.items():
+            start = time.perf_counter()
+            function()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
 def measure_small(settings: dict, seed: int, log) -> dict:
     """Return seconds per epoch on banknote (batch 32, 4-40-40-40) for each training path."""
     from ..datasets import load_banknote, one_class_split
@@ -362,13 +373,22 @@ def measure_small(settings: dict, seed: int, log) -> dict:
     def fit(n_epochs):
         return FFOneClass(epochs=n_epochs, random_state=seed, **params).fit(X_train)
 
-    fit(1)  # warm-up
-    fit_epoch = (_timed(lambda: fit(epochs)) - _timed(lambda: fit(0))) / epochs
     detector = fit(0)
-    reference_epoch = _timed(lambda: reference_eager_fit(detector, X_train, epochs, seed)) / epochs
     template = FFOneClass(**params)
-    batched_total = _timed(lambda: fit_seeds(template.set_params(epochs=epochs), X_train, range(n_seeds)), 1)
-    batched_setup = _timed(lambda: fit_seeds(template.set_params(epochs=0), X_train, range(n_seeds)), 1)
+    fit(1)  # warm-up
+    fit_seeds(template.set_params(epochs=1), X_train, range(n_seeds))
+
+    # Round-robin repeats, so that a change of load during the run hits every path alike.
+    medians = _interleaved({
+        "fit": lambda: fit(epochs),
+        "fit_setup": lambda: fit(0),
+        "reference": lambda: reference_eager_fit(detector, X_train, epochs, seed),
+        "batched": lambda: fit_seeds(template.set_params(epochs=epochs), X_train, range(n_seeds)),
+        "batched_setup": lambda: fit_seeds(template.set_params(epochs=0), X_train, range(n_seeds)),
+    })
+    fit_epoch = (medians["fit"] - medians["fit_setup"]) / epochs
+    reference_epoch = medians["reference"] / epochs
+    batched_total, batched_setup = medians["batched"], medians["batched_setup"]
     batched_epoch = (batched_total - batched_setup) / (epochs * n_seeds)
 
     # The ffoc protocol of a reproduction: estimator defaults, split seed = model seed. Wall time of
@@ -522,7 +542,7 @@ def render_markdown(results: dict) -> str:
     if small:
         lines += [
             f"**Small network**: banknote one-class training rows ({small['train_rows']}), 4-40-40-40, batch 32, "
-            f"{small['epochs']} epochs, ms per epoch (median of 3).", "",
+            f"{small['epochs']} epochs, ms per epoch (median of 3 round-robin repeats).", "",
             "| path | ms/epoch | vs reference |", "|---|---:|---:|",
             f"| eager loop, one optimizer per layer (reference) | {1e3 * small['reference_epoch_s']:.2f} | 1.0 |",
             f"| `FFOneClass.fit` (ff_step) | {1e3 * small['fit_epoch_s']:.2f} "
