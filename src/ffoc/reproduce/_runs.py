@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
+from threadpoolctl import threadpool_limits
 
 from ..datasets import load_banknote, stratified_split
 from ..metrics import detection_metrics
@@ -78,12 +79,18 @@ def run_one(spec: RunSpec) -> RunResult:
     """Fit and score one run with one thread; an exception during the run becomes a failed row.
 
     The split is :func:`ffoc.datasets.stratified_split` with fractions
-    (0.6, 0.2, 0.2); the detector trains on the normal rows of the training
-    part and its scaler is fitted on those rows only. In the ``paper`` protocol
+    (0.6, 0.2, 0.2). The detector trains on the normal rows of the training
+    part, and its scaler is fitted on those rows only. In the ``paper`` protocol
     the validation part (both classes, with labels) drives the stopping rule.
     Test metrics come from :func:`ffoc.metrics.detection_metrics`.
     """
     torch.set_num_threads(1)
+    # NumPy's BLAS threads too: scikit-learn and the landscape's projections call it.
+    with threadpool_limits(limits=1):
+        return _run_one_thread(spec)
+
+
+def _run_one_thread(spec: RunSpec) -> RunResult:
     protocol = PROTOCOLS[spec.protocol]
     X, target, train, val, test, split_seed = _split(spec.protocol, spec.seed)
     train_normal = train[target[train] == 0]
