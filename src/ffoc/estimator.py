@@ -8,25 +8,22 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, OutlierMixin, _fit_context
+from sklearn.base import _fit_context
 from sklearn.preprocessing import StandardScaler
-from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import validate_data
 
+from ._base import _MIN_SCORE_STD, _BaseFFOneClass  # noqa: F401  (ffoc.online reads _MIN_SCORE_STD from here)
 from ._validation import check_finite_array, check_numeric_frame, resolve_device
 from .negatives import NEGATIVE_KINDS
 from .nn import ACTIVATIONS, build_mlp
-from .objectives import OBJECTIVES, get_objective
+from .objectives import OBJECTIVES
 from .online import OnlineMixin
-from .trainers import TrainConfig, TrainingDivergedError, estimate_states, layer_scores, train_bp, train_ff
+from .trainers import TrainingDivergedError
 from .trainers.common import OVERFLOW_SCORE
 
 __all__ = ["FFOneClass"]
 
-# Floor of a layer's training-score standard deviation, so that a constant layer
-# score does not divide by zero when the layers are combined.
-_MIN_SCORE_STD = 1e-12
 # Largest network ffoc builds: 2**31 weights, 8 GiB in float32.
 _MAX_PARAMETERS = 2**31
 # Layers with fewer weights than this train on one thread when n_threads="auto".
@@ -55,7 +52,7 @@ def _fit_scaler(X: np.ndarray) -> StandardScaler:
     return scaler
 
 
-class FFOneClass(OnlineMixin, OutlierMixin, BaseEstimator):
+class FFOneClass(OnlineMixin, _BaseFFOneClass):
     """Deep one-class detector trained forward-forward (or by backprop for comparison).
 
     The network is an MLP whose layers each carry a one-class objective. With
@@ -341,76 +338,31 @@ class FFOneClass(OnlineMixin, OutlierMixin, BaseEstimator):
         self.scaler_ = _fit_scaler(X)
         self._warn_constant_columns()
 
-        X_train = self._to_tensor(X)
-        X_valid = None
-        if X_val is not None:
-            X_valid = self._to_tensor(self._check_X(X_val, reset=False))
-        elif self.early_stopping and X_train.shape[0] >= 2:
-            # Keep at least one row on each side of the holdout.
-            n_valid = min(X_train.shape[0] - 1, max(1, int(round(self.validation_fraction * X_train.shape[0]))))
-            order = torch.randperm(X_train.shape[0], generator=generator)
-            X_valid = X_train[order[:n_valid]]
-            X_train = X_train[order[n_valid:]]
-
-        self.layers_ = self._build_layers(generator)
-        self._objective = get_objective(self.objective, nu=self.nu)
-        self.states_ = estimate_states(
-            self.layers_, self._objective, X_train, nu=self.nu, theta=self.theta
-        )
-        self._train(X_train, X_valid, generator)
-        self._finish_fit(X_train)
+        X_train, X_valid = self._holdout(self._to_tensor(X), X_val, generator)
+        self._fit_network(X_train, X_valid, generator)
         return self
 
+    def _n_holdout(self, n_samples: int) -> int:
+        # Keep at least one row on each side of the holdout.
+        return min(n_samples - 1, super()._n_holdout(n_samples))
+
     def _train(self, X_train, X_valid, generator) -> None:
-        config = self._train_config(X_train.shape[0])
-        self.n_epochs_ = config.epochs
-        train = train_ff if self.trainer == "ff" else train_bp
-        validation_loss = None
-        if X_valid is not None:
-            def validation_loss() -> float:
-                return self._validation_loss(X_valid)
+        self.n_epochs_ = self._resolve_epochs(X_train.shape[0])
+        super()._train(X_train, X_valid, generator)
 
-        n_steps = config.epochs * (len(self.layers_) if self.schedule == "layerwise" and self.trainer == "ff" else 1)
-        progress = None
-        if self.verbose:
-            from tqdm.auto import tqdm
-
-            progress = tqdm(total=n_steps, desc=f"{self.trainer} {self.objective}", unit="epoch", leave=False)
-        try:
-            with self._thread_limit():
-                self.states_, self.history_ = train(
-                    self.layers_, self.states_, X_train, config, generator=generator, nu=self.nu,
-                    validation_loss=validation_loss, progress=progress,
-                )
-        finally:
-            if progress is not None:
-                progress.close()
-
-    def _finish_fit(self, X_train: torch.Tensor) -> None:
-        """Refresh the radii on the trained network, then set the score statistics and offset."""
-        self.states_ = estimate_states(
-            self.layers_, self._objective, X_train, nu=self.nu, previous=self.states_,
-            keep_center=self.center_update == "fixed",
-        )
+    def _check_radii(self) -> None:
         if any(state.radius2 is not None and not np.isfinite(state.radius2) for state in self.states_):
             raise TrainingDivergedError(
                 "Training diverged: a layer's radius is not finite. Lower learning_rate, or check the input "
                 "for extreme values."
             )
-        train_layer_scores = layer_scores(self.layers_, self._objective, self.states_, X_train)
+
+    def _check_train_scores(self, train_layer_scores: np.ndarray) -> None:
         if np.any(np.abs(train_layer_scores) >= OVERFLOW_SCORE):
             raise TrainingDivergedError(
                 "Training diverged: the trained layers overflow float32 on the training data. "
                 "Lower learning_rate, or check the input for extreme values."
             )
-        self.layer_score_mean_ = train_layer_scores.mean(axis=0)
-        self.layer_score_std_ = np.maximum(train_layer_scores.std(axis=0), _MIN_SCORE_STD)
-        train_scores = self._combine(train_layer_scores)
-        self.offset_ = float(self._offset_from(train_scores))
-
-    def _offset_from(self, train_scores: np.ndarray) -> float:
-        contamination = self.nu if self.contamination == "auto" else float(self.contamination)
-        return np.quantile(train_scores, contamination)
 
     @contextlib.contextmanager
     def _thread_limit(self):
@@ -441,33 +393,6 @@ class FFOneClass(OnlineMixin, OutlierMixin, BaseEstimator):
         batches_per_epoch = max(1, -(-n_samples // self.batch_size))
         return min(AUTO_MAX_EPOCHS, max(1, -(-AUTO_STEPS // batches_per_epoch)))
 
-    def _train_config(self, n_samples: int) -> TrainConfig:
-        return TrainConfig(
-            objective=self._objective,
-            learning_rate=self.learning_rate,
-            epochs=self._resolve_epochs(n_samples),
-            batch_size=self.batch_size,
-            optimizer=self.optimizer,
-            schedule=self.schedule,
-            center_update=self.center_update,
-            negatives=self.negatives,
-            negative_weight=self._resolve_negative_weight(),
-            theta=self.theta,
-            n_iter_no_change=self.n_iter_no_change,
-            verbose=self.verbose,
-        )
-
-    @torch.no_grad()
-    def _validation_loss(self, X_valid: torch.Tensor) -> float:
-        """Return the positive loss of the validation rows, summed over the trained layers."""
-        h = X_valid
-        total = 0.0
-        for k, layer in enumerate(self.layers_):
-            h = layer(h)
-            if self.trainer == "ff" or k == len(self.layers_) - 1:
-                total += float(self._objective.positive_loss(h, self.states_[k]).mean())
-        return total
-
     # ------------------------------------------------------------------ scoring
 
     def layer_scores(self, X) -> np.ndarray:
@@ -478,9 +403,7 @@ class FFOneClass(OnlineMixin, OutlierMixin, BaseEstimator):
         X : array-like of shape (n_samples, n_features)
             Samples to score.
         """
-        check_is_fitted(self)
-        X = self._check_X(X, reset=False)
-        return layer_scores(self.layers_, self._get_objective(), self.states_, self._to_tensor(X))
+        return super().layer_scores(X)
 
     def score_samples(self, X) -> np.ndarray:
         """Return the normality score of each sample: higher means more normal.
@@ -497,20 +420,7 @@ class FFOneClass(OnlineMixin, OutlierMixin, BaseEstimator):
         -------
         ndarray of shape (n_samples,)
         """
-        return self._combine(self.layer_scores(X))
-
-    def decision_function(self, X) -> np.ndarray:
-        """Return ``score_samples(X) - offset_``: negative for outliers, positive for inliers."""
-        return self.score_samples(X) - self.offset_
-
-    def predict(self, X) -> np.ndarray:
-        """Return +1 for inliers and -1 for outliers; a decision value of exactly 0 is an inlier."""
-        return np.where(self.decision_function(X) >= 0, 1, -1)
-
-    def _combine(self, scores: np.ndarray) -> np.ndarray:
-        selected = self._selected_layers()
-        standardised = (scores[:, selected] - self.layer_score_mean_[selected]) / self.layer_score_std_[selected]
-        return -standardised.mean(axis=1)
+        return super().score_samples(X)
 
     def _selected_layers(self) -> list[int]:
         n_layers = len(self.layers_)
@@ -528,65 +438,26 @@ class FFOneClass(OnlineMixin, OutlierMixin, BaseEstimator):
             )
         return [int(k) % n_layers for k in selected]
 
-    def _get_objective(self):
-        objective = getattr(self, "_objective", None)
-        if objective is None:
-            objective = self._objective = get_objective(self.objective, nu=self.nu)
-        return objective
-
     # ------------------------------------------------------------------ persistence
 
-    def save(self, path) -> None:
-        """Save the fitted detector to ``path`` (safetensors weights with JSON metadata).
-
-        The file is written atomically: a failure leaves any earlier file intact.
-        Load it with :func:`ffoc.load`.
-        """
-        from .persistence import save
-
-        save(self, path)
-
-    def _fitted_state(self) -> tuple[dict[str, torch.Tensor], dict]:
-        """Return the fitted tensors and the JSON-ready fitted scalars, for :func:`ffoc.persistence.save`."""
-        tensors = {f"layers.{name}": t for name, t in self.layers_.state_dict().items()}
-        tensors["scaler.mean"] = torch.as_tensor(self.scaler_.mean_)
-        tensors["scaler.scale"] = torch.as_tensor(self.scaler_.scale_)
-        tensors["scaler.var"] = torch.as_tensor(self.scaler_.var_)
-        tensors["layer_score.mean"] = torch.as_tensor(self.layer_score_mean_)
-        tensors["layer_score.std"] = torch.as_tensor(self.layer_score_std_)
-        states = []
-        for k, state in enumerate(self.states_):
-            if state.center is not None:
-                tensors[f"states.{k}.center"] = state.center
-            states.append({"radius2": state.radius2, "theta": state.theta, "scale": state.scale})
+    def _input_state(self) -> tuple[dict[str, torch.Tensor], dict]:
+        tensors = {
+            "scaler.mean": torch.as_tensor(self.scaler_.mean_),
+            "scaler.scale": torch.as_tensor(self.scaler_.scale_),
+            "scaler.var": torch.as_tensor(self.scaler_.var_),
+        }
         fitted = {
             "n_features_in": self.n_features_in_,
             "feature_names_in": getattr(self, "feature_names_in_", None),
             "n_samples_seen": int(self.scaler_.n_samples_seen_),
-            "offset": self.offset_,
-            "states": states,
-            "history": {
-                "layer_losses": self.history_.layer_losses,
-                "validation_losses": self.history_.validation_losses,
-            },
         }
         return tensors, fitted
 
-    def _restore_fitted_state(self, tensors: dict[str, torch.Tensor], fitted: dict) -> None:
-        """Rebuild the fitted detector on the CPU from :meth:`_fitted_state`'s output."""
-        from .objectives import LayerState
-        from .trainers import TrainHistory
-
-        self.device = "cpu"
-        self.device_ = torch.device("cpu")
+    def _restore_input_state(self, tensors: dict[str, torch.Tensor], fitted: dict) -> None:
         self.n_features_in_ = int(fitted["n_features_in"])
         if fitted.get("feature_names_in") is not None:
             self.feature_names_in_ = np.asarray(fitted["feature_names_in"], dtype=object)
         self._check_hidden_layer_sizes()
-        self.layers_ = self._build_layers(torch.Generator().manual_seed(0))
-        layer_tensors = {name[len("layers."):]: t for name, t in tensors.items() if name.startswith("layers.")}
-        self.layers_.load_state_dict(layer_tensors, strict=True)
-
         self.scaler_ = StandardScaler()
         self.scaler_.mean_ = tensors["scaler.mean"].numpy().astype(np.float64)
         self.scaler_.scale_ = tensors["scaler.scale"].numpy().astype(np.float64)
@@ -596,27 +467,6 @@ class FFOneClass(OnlineMixin, OutlierMixin, BaseEstimator):
         for array in (self.scaler_.mean_, self.scaler_.scale_):
             if array.shape != (self.n_features_in_,):
                 raise ValueError(f"scaler arrays have shape {array.shape}, expected ({self.n_features_in_},)")
-
-        self.states_ = [
-            LayerState(
-                center=tensors.get(f"states.{k}.center"),
-                radius2=entry["radius2"],
-                theta=entry["theta"],
-                scale=float(entry["scale"]),
-            )
-            for k, entry in enumerate(fitted["states"])
-        ]
-        if len(self.states_) != len(self.layers_):
-            raise ValueError(f"{len(self.states_)} layer states for {len(self.layers_)} layers")
-        self.layer_score_mean_ = tensors["layer_score.mean"].numpy().astype(np.float64)
-        self.layer_score_std_ = tensors["layer_score.std"].numpy().astype(np.float64)
-        self.offset_ = float(fitted["offset"])
-        history = fitted.get("history", {})
-        self.history_ = TrainHistory(
-            layer_losses=history.get("layer_losses", []),
-            validation_losses=history.get("validation_losses", []),
-        )
-        self._objective = get_objective(self.objective, nu=self.nu)
 
     # ------------------------------------------------------------------ helpers
 
@@ -649,10 +499,6 @@ class FFOneClass(OnlineMixin, OutlierMixin, BaseEstimator):
                 "positive integers, for example (64, 64)."
             )
 
-    def _make_generator(self) -> torch.Generator:
-        seed = int(check_random_state(self.random_state).randint(0, 2**31 - 1))
-        return torch.Generator().manual_seed(seed)
-
     def _build_layers(self, generator: torch.Generator) -> torch.nn.ModuleList:
         sizes = [self.n_features_in_] + [int(s) for s in np.asarray(self.hidden_layer_sizes).ravel()]
         n_parameters = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
@@ -683,9 +529,6 @@ class FFOneClass(OnlineMixin, OutlierMixin, BaseEstimator):
             )
         return torch.as_tensor(standardised, dtype=torch.float32, device=self._device())
 
-    def _device(self) -> torch.device:
-        return getattr(self, "device_", torch.device("cpu"))
-
     def _warn_constant_columns(self) -> None:
         constant = np.flatnonzero(self.scaler_.var_ == 0)
         if constant.size:
@@ -697,8 +540,3 @@ class FFOneClass(OnlineMixin, OutlierMixin, BaseEstimator):
                 UserWarning,
                 stacklevel=3,
             )
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = False
-        return tags

@@ -2,34 +2,31 @@
 
 from __future__ import annotations
 
+import dataclasses
 from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, OutlierMixin, _fit_context
-from sklearn.utils import check_random_state
+from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted
 
+from ._base import _BaseFFOneClass
 from ._validation import resolve_device
 from .conv import POOLING, build_convnet
 from .negatives import NEGATIVE_KINDS
 from .nn import ACTIVATIONS
-from .objectives import OBJECTIVES, LayerState, get_objective
-from .trainers import TrainConfig, TrainHistory, estimate_states, layer_scores, train_bp, train_ff
+from .objectives import OBJECTIVES
+from .trainers import TrainConfig
 
 __all__ = ["FFOneClassImage", "SCALINGS"]
 
 SCALINGS = ("fixed", "image")
 
-# Floor of a block's training-score standard deviation, so that a constant block
-# score does not divide by zero when the blocks are combined.
-_MIN_SCORE_STD = 1e-12
 # Channel counts that a trailing axis of an (n, H, W, C) array usually has.
 _CHANNELS_LAST_HINT = (1, 3, 4)
 
 
-class FFOneClassImage(OutlierMixin, BaseEstimator):
+class FFOneClassImage(_BaseFFOneClass):
     """Deep one-class detector for images: convolutional blocks trained forward-forward.
 
     The network is a stack of convolutional blocks (convolution, activation,
@@ -263,88 +260,12 @@ n_iter_no_change, device, random_state, verbose
         # Scaling: a fixed range for every image, or each image's own range.
         self.value_range_ = self._resolve_value_range(images)
 
-        X_train = self._to_tensor(images)
-        X_valid = None
-        if X_val is not None:
-            X_valid = self._to_tensor(self._check_X(X_val, reset=False))
-        elif self.early_stopping and X_train.shape[0] >= 2:
-            n_valid = max(1, int(round(self.validation_fraction * X_train.shape[0])))
-            order = torch.randperm(X_train.shape[0], generator=generator)
-            X_valid = X_train[order[:n_valid]]
-            X_train = X_train[order[n_valid:]]
-
-        self.layers_ = self._build_layers(generator)
-        self._objective = get_objective(self.objective, nu=self.nu)
-        self.states_ = estimate_states(
-            self.layers_, self._objective, X_train, nu=self.nu, theta=self.theta
-        )
-        self._train(X_train, X_valid, generator)
-        self._finish_fit(X_train)
+        X_train, X_valid = self._holdout(self._to_tensor(images), X_val, generator)
+        self._fit_network(X_train, X_valid, generator)
         return self
 
-    def _train(self, X_train: torch.Tensor, X_valid: torch.Tensor | None, generator: torch.Generator) -> None:
-        config = self._train_config()
-        train = train_ff if self.trainer == "ff" else train_bp
-        validation_loss = None
-        if X_valid is not None:
-            def validation_loss() -> float:
-                return self._validation_loss(X_valid)
-
-        layerwise = self.schedule == "layerwise" and self.trainer == "ff"
-        progress = None
-        if self.verbose:
-            from tqdm.auto import tqdm
-
-            n_steps = self.epochs * (len(self.layers_) if layerwise else 1)
-            progress = tqdm(total=n_steps, desc=f"{self.trainer} {self.objective}", unit="epoch", leave=False)
-        try:
-            self.states_, self.history_ = train(
-                self.layers_, self.states_, X_train, config, generator=generator, nu=self.nu,
-                validation_loss=validation_loss, progress=progress,
-            )
-        finally:
-            if progress is not None:
-                progress.close()
-
-    def _train_config(self) -> TrainConfig:
-        return TrainConfig(
-            objective=self._objective,
-            learning_rate=self.learning_rate,
-            epochs=int(self.epochs),
-            batch_size=self.batch_size,
-            optimizer=self.optimizer,
-            schedule=self.schedule,
-            center_update=self.center_update,
-            negatives=self.negatives,
-            negative_weight=self.negative_weight,
-            noise_scale=float(self.noise_scale),
-            theta=self.theta,
-            n_iter_no_change=self.n_iter_no_change,
-            verbose=self.verbose,
-        )
-
-    @torch.no_grad()
-    def _validation_loss(self, X_valid: torch.Tensor) -> float:
-        """Return the positive loss of the validation images, summed over the trained blocks."""
-        h = X_valid
-        total = 0.0
-        for k, layer in enumerate(self.layers_):
-            h = layer(h)
-            if self.trainer == "ff" or k == len(self.layers_) - 1:
-                total += float(self._objective.positive_loss(h, self.states_[k]).mean())
-        return total
-
-    def _finish_fit(self, X_train: torch.Tensor) -> None:
-        """Refresh the radii on the trained network, then set the score statistics and offset."""
-        self.states_ = estimate_states(
-            self.layers_, self._objective, X_train, nu=self.nu, previous=self.states_,
-            keep_center=self.center_update == "fixed",
-        )
-        train_layer_scores = layer_scores(self.layers_, self._objective, self.states_, X_train)
-        self.layer_score_mean_ = train_layer_scores.mean(axis=0)
-        self.layer_score_std_ = np.maximum(train_layer_scores.std(axis=0), _MIN_SCORE_STD)
-        contamination = self.nu if self.contamination == "auto" else float(self.contamination)
-        self.offset_ = float(np.quantile(self._combine(train_layer_scores), contamination))
+    def _train_config(self, n_samples: int) -> TrainConfig:
+        return dataclasses.replace(super()._train_config(n_samples), noise_scale=float(self.noise_scale))
 
     # ------------------------------------------------------------------ scoring
 
@@ -356,9 +277,7 @@ n_iter_no_change, device, random_state, verbose
         X : array-like of shape (n_samples, channels, height, width) or (n_samples, height, width)
             Images of the training images' shape.
         """
-        check_is_fitted(self)
-        images = self._check_X(X, reset=False)
-        return layer_scores(self.layers_, self._get_objective(), self.states_, self._to_tensor(images))
+        return super().layer_scores(X)
 
     def score_samples(self, X) -> np.ndarray:
         """Return the normality score of each image: higher means more normal.
@@ -375,20 +294,7 @@ n_iter_no_change, device, random_state, verbose
         -------
         ndarray of shape (n_samples,)
         """
-        return self._combine(self.layer_scores(X))
-
-    def decision_function(self, X) -> np.ndarray:
-        """Return ``score_samples(X) - offset_``: negative for outliers, positive for inliers."""
-        return self.score_samples(X) - self.offset_
-
-    def predict(self, X) -> np.ndarray:
-        """Return +1 for inliers and -1 for outliers; a decision value of exactly 0 is an inlier."""
-        return np.where(self.decision_function(X) >= 0, 1, -1)
-
-    def _combine(self, scores: np.ndarray) -> np.ndarray:
-        selected = self._selected_layers()
-        standardised = (scores[:, selected] - self.layer_score_mean_[selected]) / self.layer_score_std_[selected]
-        return -standardised.mean(axis=1)
+        return super().score_samples(X)
 
     def _selected_layers(self) -> list[int]:
         n_layers = len(self.layers_)
@@ -403,12 +309,6 @@ n_iter_no_change, device, random_state, verbose
             )
         return [k % n_layers for k in selected]
 
-    def _get_objective(self):
-        objective = getattr(self, "_objective", None)
-        if objective is None:
-            objective = self._objective = get_objective(self.objective, nu=self.nu)
-        return objective
-
     # ------------------------------------------------------------------ persistence
 
     def save(self, path) -> None:
@@ -416,36 +316,12 @@ n_iter_no_change, device, random_state, verbose
 
         The file is written atomically. Load it with :func:`ffoc.load`.
         """
-        from .persistence import save
+        super().save(path)
 
-        save(self, path)
+    def _input_state(self) -> tuple[dict[str, torch.Tensor], dict]:
+        return {}, {"image_shape": list(self.image_shape_), "value_range": list(self.value_range_)}
 
-    def _fitted_state(self) -> tuple[dict[str, torch.Tensor], dict]:
-        """Return the fitted tensors and the JSON-ready fitted scalars, for :func:`ffoc.persistence.save`."""
-        tensors = {f"layers.{name}": t for name, t in self.layers_.state_dict().items()}
-        tensors["layer_score.mean"] = torch.as_tensor(self.layer_score_mean_)
-        tensors["layer_score.std"] = torch.as_tensor(self.layer_score_std_)
-        states = []
-        for k, state in enumerate(self.states_):
-            if state.center is not None:
-                tensors[f"states.{k}.center"] = state.center
-            states.append({"radius2": state.radius2, "theta": state.theta, "scale": state.scale})
-        fitted = {
-            "image_shape": list(self.image_shape_),
-            "value_range": list(self.value_range_),
-            "offset": self.offset_,
-            "states": states,
-            "history": {
-                "layer_losses": self.history_.layer_losses,
-                "validation_losses": self.history_.validation_losses,
-            },
-        }
-        return tensors, fitted
-
-    def _restore_fitted_state(self, tensors: dict[str, torch.Tensor], fitted: dict) -> None:
-        """Rebuild the fitted detector on the CPU from :meth:`_fitted_state`'s output."""
-        self.device = "cpu"
-        self.device_ = torch.device("cpu")
+    def _restore_input_state(self, tensors: dict[str, torch.Tensor], fitted: dict) -> None:
         shape = tuple(int(s) for s in fitted["image_shape"])
         if len(shape) != 3 or min(shape) < 1:
             raise ValueError(f"image_shape {shape} is not (channels, height, width)")
@@ -454,30 +330,6 @@ n_iter_no_change, device, random_state, verbose
         low, high = (float(v) for v in fitted["value_range"])
         self.value_range_ = (low, high)
         self._check_architecture()
-        self.layers_ = self._build_layers(torch.Generator().manual_seed(0))
-        layer_tensors = {name[len("layers."):]: t for name, t in tensors.items() if name.startswith("layers.")}
-        self.layers_.load_state_dict(layer_tensors, strict=True)
-
-        self.states_ = [
-            LayerState(
-                center=tensors.get(f"states.{k}.center"),
-                radius2=entry["radius2"],
-                theta=entry["theta"],
-                scale=float(entry["scale"]),
-            )
-            for k, entry in enumerate(fitted["states"])
-        ]
-        if len(self.states_) != len(self.layers_):
-            raise ValueError(f"{len(self.states_)} layer states for {len(self.layers_)} layers")
-        self.layer_score_mean_ = tensors["layer_score.mean"].numpy().astype(np.float64)
-        self.layer_score_std_ = tensors["layer_score.std"].numpy().astype(np.float64)
-        self.offset_ = float(fitted["offset"])
-        history = fitted.get("history", {})
-        self.history_ = TrainHistory(
-            layer_losses=history.get("layer_losses", []),
-            validation_losses=history.get("validation_losses", []),
-        )
-        self._objective = get_objective(self.objective, nu=self.nu)
 
     # ------------------------------------------------------------------ helpers
 
@@ -536,13 +388,6 @@ n_iter_no_change, device, random_state, verbose
                 "Resize or convert the images to the training shape."
             )
         return images
-
-    def _make_generator(self) -> torch.Generator:
-        seed = int(check_random_state(self.random_state).randint(0, 2**31 - 1))
-        return torch.Generator().manual_seed(seed)
-
-    def _device(self) -> torch.device:
-        return getattr(self, "device_", torch.device("cpu"))
 
     def _check_architecture(self) -> None:
         name = type(self).__name__
@@ -607,7 +452,6 @@ n_iter_no_change, device, random_state, verbose
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = False
         tags.input_tags.two_d_array = False
         tags.input_tags.three_d_array = True
         return tags

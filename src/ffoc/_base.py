@@ -1,0 +1,262 @@
+"""Scoring, training and persistence shared by :class:`ffoc.FFOneClass` and :class:`ffoc.images.FFOneClassImage`.
+
+Both detectors stack layers (dense layers or convolutional blocks) that each
+carry a one-class objective. They differ only in how they check and transform
+their input and in the network they build, so :class:`_BaseFFOneClass` contains
+everything else. A subclass defines ``__init__`` (scikit-learn reads the parameters from its
+signature), ``fit``, ``_check_X``, ``_to_tensor``, ``_build_layers``,
+``_selected_layers`` and the two input hooks of persistence,
+``_input_state`` and ``_restore_input_state``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, OutlierMixin
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+from .objectives import LayerState, get_objective
+from .trainers import TrainConfig, TrainHistory, estimate_states, layer_scores, train_bp, train_ff
+
+__all__: list[str] = []
+
+# Floor of a layer's training-score standard deviation, so that a constant layer
+# score does not divide by zero when the layers are combined.
+_MIN_SCORE_STD = 1e-12
+
+
+class _BaseFFOneClass(OutlierMixin, BaseEstimator):
+    """Layer-wise one-class detector: the parts that do not depend on the input's form."""
+
+    # ------------------------------------------------------------------ fitting
+
+    def _holdout(
+        self, X_train: torch.Tensor, X_val, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Return ``(X_train, X_valid)``: ``X_val`` checked, or a held-out share of ``X_train`` when stopping early."""
+        if X_val is not None:
+            return X_train, self._to_tensor(self._check_X(X_val, reset=False))
+        if not self.early_stopping or X_train.shape[0] < 2:
+            return X_train, None
+        n_valid = self._n_holdout(X_train.shape[0])
+        order = torch.randperm(X_train.shape[0], generator=generator)
+        return X_train[order[n_valid:]], X_train[order[:n_valid]]
+
+    def _n_holdout(self, n_samples: int) -> int:
+        return max(1, int(round(self.validation_fraction * n_samples)))
+
+    def _fit_network(self, X_train: torch.Tensor, X_valid: torch.Tensor | None, generator: torch.Generator) -> None:
+        """Build the layers, estimate their initial states, train them and set the score statistics."""
+        self.layers_ = self._build_layers(generator)
+        self._objective = get_objective(self.objective, nu=self.nu)
+        self.states_ = estimate_states(
+            self.layers_, self._objective, X_train, nu=self.nu, theta=self.theta
+        )
+        self._train(X_train, X_valid, generator)
+        self._finish_fit(X_train)
+
+    def _train(self, X_train: torch.Tensor, X_valid: torch.Tensor | None, generator: torch.Generator) -> None:
+        config = self._train_config(X_train.shape[0])
+        train = train_ff if self.trainer == "ff" else train_bp
+        validation_loss = None
+        if X_valid is not None:
+            def validation_loss() -> float:
+                return self._validation_loss(X_valid)
+
+        n_steps = config.epochs * (len(self.layers_) if self.schedule == "layerwise" and self.trainer == "ff" else 1)
+        progress = None
+        if self.verbose:
+            from tqdm.auto import tqdm
+
+            progress = tqdm(total=n_steps, desc=f"{self.trainer} {self.objective}", unit="epoch", leave=False)
+        try:
+            with self._thread_limit():
+                self.states_, self.history_ = train(
+                    self.layers_, self.states_, X_train, config, generator=generator, nu=self.nu,
+                    validation_loss=validation_loss, progress=progress,
+                )
+        finally:
+            if progress is not None:
+                progress.close()
+
+    def _thread_limit(self):
+        """Return the context that training runs in. The base version leaves torch's thread count alone."""
+        return contextlib.nullcontext()
+
+    def _train_config(self, n_samples: int) -> TrainConfig:
+        return TrainConfig(
+            objective=self._objective,
+            learning_rate=self.learning_rate,
+            epochs=self._resolve_epochs(n_samples),
+            batch_size=self.batch_size,
+            optimizer=self.optimizer,
+            schedule=self.schedule,
+            center_update=self.center_update,
+            negatives=self.negatives,
+            negative_weight=self._resolve_negative_weight(),
+            theta=self.theta,
+            n_iter_no_change=self.n_iter_no_change,
+            verbose=self.verbose,
+        )
+
+    def _resolve_epochs(self, n_samples: int) -> int:
+        return int(self.epochs)
+
+    def _resolve_negative_weight(self) -> float:
+        return float(self.negative_weight)
+
+    @torch.no_grad()
+    def _validation_loss(self, X_valid: torch.Tensor) -> float:
+        """Return the positive loss of the validation samples, summed over the trained layers."""
+        h = X_valid
+        total = 0.0
+        for k, layer in enumerate(self.layers_):
+            h = layer(h)
+            if self.trainer == "ff" or k == len(self.layers_) - 1:
+                total += float(self._objective.positive_loss(h, self.states_[k]).mean())
+        return total
+
+    def _finish_fit(self, X_train: torch.Tensor) -> None:
+        """Refresh the radii on the trained network, then set the score statistics and offset."""
+        self.states_ = estimate_states(
+            self.layers_, self._objective, X_train, nu=self.nu, previous=self.states_,
+            keep_center=self.center_update == "fixed",
+        )
+        self._check_radii()
+        train_layer_scores = layer_scores(self.layers_, self._objective, self.states_, X_train)
+        self._check_train_scores(train_layer_scores)
+        self.layer_score_mean_ = train_layer_scores.mean(axis=0)
+        self.layer_score_std_ = np.maximum(train_layer_scores.std(axis=0), _MIN_SCORE_STD)
+        train_scores = self._combine(train_layer_scores)
+        self.offset_ = float(self._offset_from(train_scores))
+
+    def _check_radii(self) -> None:
+        """Raise TrainingDivergedError if the refreshed states show divergence. The base version checks nothing."""
+
+    def _check_train_scores(self, train_layer_scores: np.ndarray) -> None:
+        """Raise TrainingDivergedError if the training scores show divergence. The base version checks nothing."""
+
+    def _offset_from(self, train_scores: np.ndarray) -> float:
+        contamination = self.nu if self.contamination == "auto" else float(self.contamination)
+        return np.quantile(train_scores, contamination)
+
+    # ------------------------------------------------------------------ scoring
+
+    def layer_scores(self, X) -> np.ndarray:
+        """Return each layer's anomaly score, shape (n_samples, n_layers); higher = more anomalous."""
+        check_is_fitted(self)
+        X = self._check_X(X, reset=False)
+        return layer_scores(self.layers_, self._get_objective(), self.states_, self._to_tensor(X))
+
+    def score_samples(self, X) -> np.ndarray:
+        """Return the normality score of each sample: higher means more normal."""
+        return self._combine(self.layer_scores(X))
+
+    def decision_function(self, X) -> np.ndarray:
+        """Return ``score_samples(X) - offset_``: negative for outliers, positive for inliers."""
+        return self.score_samples(X) - self.offset_
+
+    def predict(self, X) -> np.ndarray:
+        """Return +1 for inliers and -1 for outliers; a decision value of exactly 0 is an inlier."""
+        return np.where(self.decision_function(X) >= 0, 1, -1)
+
+    def _combine(self, scores: np.ndarray) -> np.ndarray:
+        selected = self._selected_layers()
+        standardised = (scores[:, selected] - self.layer_score_mean_[selected]) / self.layer_score_std_[selected]
+        return -standardised.mean(axis=1)
+
+    def _get_objective(self):
+        objective = getattr(self, "_objective", None)
+        if objective is None:
+            objective = self._objective = get_objective(self.objective, nu=self.nu)
+        return objective
+
+    # ------------------------------------------------------------------ persistence
+
+    def save(self, path) -> None:
+        """Save the fitted detector to ``path`` (safetensors weights with JSON metadata).
+
+        The file is written atomically: a failure leaves any earlier file intact.
+        Load it with :func:`ffoc.load`.
+        """
+        from .persistence import save
+
+        save(self, path)
+
+    def _fitted_state(self) -> tuple[dict[str, torch.Tensor], dict]:
+        """Return the fitted tensors and the JSON-ready fitted scalars, for :func:`ffoc.persistence.save`."""
+        tensors = {f"layers.{name}": t for name, t in self.layers_.state_dict().items()}
+        input_tensors, fitted = self._input_state()
+        tensors.update(input_tensors)
+        tensors["layer_score.mean"] = torch.as_tensor(self.layer_score_mean_)
+        tensors["layer_score.std"] = torch.as_tensor(self.layer_score_std_)
+        states = []
+        for k, state in enumerate(self.states_):
+            if state.center is not None:
+                tensors[f"states.{k}.center"] = state.center
+            states.append({"radius2": state.radius2, "theta": state.theta, "scale": state.scale})
+        fitted.update(
+            offset=self.offset_,
+            states=states,
+            history={
+                "layer_losses": self.history_.layer_losses,
+                "validation_losses": self.history_.validation_losses,
+            },
+        )
+        return tensors, fitted
+
+    def _restore_fitted_state(self, tensors: dict[str, torch.Tensor], fitted: dict) -> None:
+        """Rebuild the fitted detector on the CPU from :meth:`_fitted_state`'s output."""
+        self.device = "cpu"
+        self.device_ = torch.device("cpu")
+        self._restore_input_state(tensors, fitted)
+        self.layers_ = self._build_layers(torch.Generator().manual_seed(0))
+        layer_tensors = {name[len("layers."):]: t for name, t in tensors.items() if name.startswith("layers.")}
+        self.layers_.load_state_dict(layer_tensors, strict=True)
+
+        self.states_ = [
+            LayerState(
+                center=tensors.get(f"states.{k}.center"),
+                radius2=entry["radius2"],
+                theta=entry["theta"],
+                scale=float(entry["scale"]),
+            )
+            for k, entry in enumerate(fitted["states"])
+        ]
+        if len(self.states_) != len(self.layers_):
+            raise ValueError(f"{len(self.states_)} layer states for {len(self.layers_)} layers")
+        self.layer_score_mean_ = tensors["layer_score.mean"].numpy().astype(np.float64)
+        self.layer_score_std_ = tensors["layer_score.std"].numpy().astype(np.float64)
+        self.offset_ = float(fitted["offset"])
+        history = fitted.get("history", {})
+        self.history_ = TrainHistory(
+            layer_losses=history.get("layer_losses", []),
+            validation_losses=history.get("validation_losses", []),
+        )
+        self._objective = get_objective(self.objective, nu=self.nu)
+
+    def _input_state(self) -> tuple[dict[str, torch.Tensor], dict]:
+        """Return the tensors and JSON-ready values that describe the fitted input (its shape and scaling)."""
+        raise NotImplementedError
+
+    def _restore_input_state(self, tensors: dict[str, torch.Tensor], fitted: dict) -> None:
+        """Restore what :meth:`_input_state` saved and check the architecture, before the layers are built."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ helpers
+
+    def _make_generator(self) -> torch.Generator:
+        seed = int(check_random_state(self.random_state).randint(0, 2**31 - 1))
+        return torch.Generator().manual_seed(seed)
+
+    def _device(self) -> torch.device:
+        return getattr(self, "device_", torch.device("cpu"))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        return tags
