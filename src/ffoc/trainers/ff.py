@@ -33,8 +33,9 @@ def ff_step(
     """Run one forward-forward step on a mini-batch and return each layer's loss.
 
     Each layer computes its output and its loss, back-propagates that loss into
-    its own parameters at once (which frees the layer's graph), and hands its
-    output, detached, to the next layer. The optimizer steps once after the last
+    its own parameters at once (which frees the layer's graph; the normal rows'
+    part before the negatives' part, so only one of the two graphs is alive), and
+    hands its output, detached, to the next layer. The optimizer steps once after the last
     layer. Because every layer's input was computed before any parameter changed
     and carries no gradient, this is the same update as stepping each layer right
     after its own forward pass, with one optimizer call in place of one per layer.
@@ -72,15 +73,26 @@ def ff_step(
                 x_negative = None if x_negative is None else layer(x_negative)
             continue
 
+        # Normal rows first: their graph is freed by backward() before the negatives run,
+        # so at most one of the two graphs of one layer is alive at a time. The loss is a
+        # sum of the two parts, so the accumulated gradient is that of the whole loss.
         h = layer(x)  # (batch, width_k)
-        h_negative = None if x_negative is None else layer(x_negative)
-        loss = objective.loss(h, states[k], h_negative, config.negative_weight)
+        loss = objective.positive_loss(h, states[k]).mean()
         loss.backward()  # gradients reach layer k's parameters only
-        losses[k] = loss.detach()
+        x = h.detach()  # the next layer gets this output from before the update
+        del h
 
-        # The next layer gets this layer's output from before the update, detached.
-        x = h.detach()
-        x_negative = None if h_negative is None else h_negative.detach()
+        if x_negative is not None and config.negative_weight > 0:
+            h_negative = layer(x_negative)
+            negative = config.negative_weight * objective.negative_loss(h_negative, states[k]).mean()
+            negative.backward()
+            loss = loss.detach() + negative.detach()
+            x_negative = h_negative.detach()
+            del h_negative
+        elif x_negative is not None:
+            with torch.no_grad():
+                x_negative = layer(x_negative)
+        losses[k] = loss.detach()
     optimizer.step()
     return losses
 
