@@ -11,13 +11,13 @@ from ..objectives import LayerState
 from .common import (
     TrainConfig,
     TrainHistory,
+    _EarlyStopping,
     batches,
     check_finite,
-    estimate_states,
+    end_epoch,
     make_optimizer,
     negatives_for,
 )
-from .ff import _EarlyStopping
 
 __all__ = ["bp_step", "train_bp"]
 
@@ -67,7 +67,7 @@ def train_bp(
     history = TrainHistory()
     params = [p for layer in layers for p in layer.parameters()]
     optimizer = make_optimizer(config.optimizer, params, config.learning_rate)
-    stopper = _EarlyStopping(layers, config) if validation_loss is not None else None
+    stopper = _EarlyStopping(layers, config, validation_loss) if validation_loss is not None else None
     for epoch in range(config.epochs):
         total = torch.zeros(())
         n_batches = 0
@@ -78,17 +78,9 @@ def train_bp(
         check_finite(total, epoch, "backprop", layers)
         mean = float(total) / max(n_batches, 1)
         history.layer_losses.append([mean])
-        if config.center_update == "epoch":
-            states = estimate_states(layers, config.objective, X, nu=nu, previous=states)
-        if progress is not None:
-            progress.update(1)
-            progress.set_postfix(loss=f"{mean:.4g}")
-        if stopper is not None:
-            value = validation_loss()
-            history.validation_losses.append(value)
-            if stopper.should_stop(value, epoch):
-                history.stopped_epoch = epoch
-                break
+        states = end_epoch(layers, states, X, config, nu=nu, progress=progress, loss=mean)
+        if stopper is not None and stopper.stop_after(epoch, history):
+            break
     if stopper is not None:
         history.best_epoch = stopper.restore_best()
     return states, history

@@ -239,6 +239,63 @@ def check_finite(value: torch.Tensor, epoch: int, where: str, layers: Sequence[n
                 )
 
 
+def end_epoch(
+    layers: Sequence[nn.Module],
+    states: list[LayerState],
+    X: torch.Tensor,
+    config: TrainConfig,
+    *,
+    nu: float,
+    progress,
+    loss: float,
+) -> list[LayerState]:
+    """Return the states for the next epoch, re-estimated when ``center_update="epoch"``, and advance ``progress``."""
+    if config.center_update == "epoch":
+        states = estimate_states(layers, config.objective, X, nu=nu, previous=states)
+    if progress is not None:
+        progress.update(1)
+        progress.set_postfix(loss=f"{loss:.4g}")
+    return states
+
+
+class _EarlyStopping:
+    """Stop when the validation loss has not improved by ``tol`` for ``n_iter_no_change`` epochs."""
+
+    def __init__(self, layers: Sequence[nn.Module], config: TrainConfig, validation_loss) -> None:
+        self.layers = layers
+        self.validation_loss = validation_loss
+        self.patience = config.n_iter_no_change
+        self.tol = config.tol
+        self.best = float("inf")
+        self.best_epoch = -1
+        self.best_weights = None
+
+    def stop_after(self, epoch: int, history: TrainHistory) -> bool:
+        """Record the validation loss of ``epoch`` in ``history`` and return whether training should stop."""
+        value = self.validation_loss()
+        history.validation_losses.append(value)
+        if self.should_stop(value, epoch):
+            history.stopped_epoch = epoch
+            return True
+        return False
+
+    def should_stop(self, value: float, epoch: int) -> bool:
+        if value < self.best - self.tol * max(abs(self.best), 1.0) or self.best_weights is None:
+            self.best = value
+            self.best_epoch = epoch
+            self.best_weights = [
+                {name: t.detach().clone() for name, t in layer.state_dict().items()} for layer in self.layers
+            ]
+            return False
+        return epoch - self.best_epoch >= self.patience
+
+    def restore_best(self) -> int:
+        if self.best_weights is not None:
+            for layer, weights in zip(self.layers, self.best_weights):
+                layer.load_state_dict(weights)
+        return self.best_epoch
+
+
 def negatives_for(x: torch.Tensor, config: TrainConfig, generator: torch.Generator | None):
     """Return the negatives of a mini-batch, or ``None`` when training without them."""
     if config.negative_weight <= 0:
@@ -246,4 +303,4 @@ def negatives_for(x: torch.Tensor, config: TrainConfig, generator: torch.Generat
     return make_negatives(x, config.negatives, generator=generator, noise_scale=config.noise_scale)
 
 
-__all__ += ["check_finite", "negatives_for", "CENTER_EPS"]
+__all__ += ["check_finite", "end_epoch", "negatives_for", "CENTER_EPS", "_EarlyStopping"]

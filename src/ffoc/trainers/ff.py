@@ -11,9 +11,10 @@ from ..objectives import LayerState
 from .common import (
     TrainConfig,
     TrainHistory,
+    _EarlyStopping,
     batches,
     check_finite,
-    estimate_states,
+    end_epoch,
     make_optimizer,
     negatives_for,
 )
@@ -144,7 +145,7 @@ def train_ff(
             config.optimizer, [p for k in trained for p in layers[k].parameters()] or params,
             config.learning_rate,
         )
-        stopper = _EarlyStopping(layers, config) if validation_loss is not None else None
+        stopper = _EarlyStopping(layers, config, validation_loss) if validation_loss is not None else None
         for epoch in range(config.epochs):
             total = torch.zeros(n_layers)
             n_batches = 0
@@ -161,48 +162,10 @@ def train_ff(
                 # Layer-wise phases fill in their own layer's column of the same epochs.
                 history.layer_losses[epoch][trained[0]] = mean[trained[0]]
 
-            if config.center_update == "epoch":
-                states = estimate_states(layers, config.objective, X, nu=nu, previous=states)
-            if progress is not None:
-                progress.update(1)
-                progress.set_postfix(loss=f"{sum(mean[k] for k in trained):.4g}")
-            if stopper is not None:
-                value = validation_loss()
-                history.validation_losses.append(value)
-                if stopper.should_stop(value, epoch):
-                    history.stopped_epoch = epoch
-                    break
+            states = end_epoch(layers, states, X, config, nu=nu, progress=progress, loss=sum(mean[k] for k in trained))
+            if stopper is not None and stopper.stop_after(epoch, history):
+                break
         if stopper is not None:
             history.best_epoch = stopper.restore_best()
     return states, history
 
-
-class _EarlyStopping:
-    """Stop when the validation loss has not improved by ``tol`` for ``n_iter_no_change`` epochs."""
-
-    def __init__(self, layers: Sequence[nn.Module], config: TrainConfig) -> None:
-        self.layers = layers
-        self.patience = config.n_iter_no_change
-        self.tol = config.tol
-        self.best = float("inf")
-        self.best_epoch = -1
-        self.best_weights = None
-
-    def should_stop(self, value: float, epoch: int) -> bool:
-        if value < self.best - self.tol * max(abs(self.best), 1.0) or self.best_weights is None:
-            self.best = value
-            self.best_epoch = epoch
-            self.best_weights = [
-                {name: t.detach().clone() for name, t in layer.state_dict().items()} for layer in self.layers
-            ]
-            return False
-        return epoch - self.best_epoch >= self.patience
-
-    def restore_best(self) -> int:
-        if self.best_weights is not None:
-            for layer, weights in zip(self.layers, self.best_weights):
-                layer.load_state_dict(weights)
-        return self.best_epoch
-
-
-__all__ += ["_EarlyStopping"]
