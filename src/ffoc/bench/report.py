@@ -49,7 +49,11 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
     | 1 | 0.5000 |
     """
     def cell(value) -> str:
-        return f"{value:.4f}" if isinstance(value, float) else str(value)
+        if not isinstance(value, float):
+            return str(value)
+        if value != 0 and abs(value) < 1e-3:
+            return f"{value:.2e}"  # 4 decimals would print a small positive value as 0.0000
+        return f"{value:.4f}"
 
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
