@@ -36,7 +36,6 @@ True
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -45,11 +44,11 @@ from .persistence import (
     FORMAT_NAME,
     FORMAT_VERSION,
     ModelFileError,
-    _estimator_classes,
+    _estimator_class,
     _json_default,
     _portable_params,
+    _read_file,
     atomic_write_bytes,
-    from_bytes,
     to_bytes,
 )
 
@@ -159,26 +158,19 @@ def load_checkpoint(path):
     from .objectives import LayerState
     from .online import StreamState
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"Checkpoint file {str(path)!r} not found.")
-    source = repr(str(path))
-    tensors, metadata = from_bytes(path.read_bytes(), source)
+    tensors, metadata, source = _read_file(path, "Checkpoint")
     if "stream" not in metadata:
         raise ModelFileError(
             f"{source} is a model file without online-training state; load it with ffoc.load "
             "(partial_fit then continues with a new optimizer)."
         )
-    classes = _estimator_classes()
-    name = metadata.get("estimator")
-    if name not in classes:
-        raise ModelFileError(f"{source} contains an unknown estimator {name!r}; expected one of {sorted(classes)}.")
+    name, estimator_class = _estimator_class(metadata, source)
 
     try:
         params = json.loads(metadata["params"])
         fitted = json.loads(metadata["fitted"])
         state = json.loads(metadata["stream"])
-        estimator = classes[name]()
+        estimator = estimator_class()
         estimator.set_params(**params)
         estimator._restore_fitted_state(tensors, fitted)
         estimator._objective = estimator._get_objective()

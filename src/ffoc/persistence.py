@@ -190,6 +190,28 @@ def _estimator_classes() -> dict:
     return classes
 
 
+def _read_file(path, kind: str) -> tuple[dict[str, torch.Tensor], dict[str, str], str]:
+    """Return the tensors, the metadata and the quoted path of a model or checkpoint file.
+
+    ``kind`` ("Model" or "Checkpoint") names the file in the error message when it is missing.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{kind} file {str(path)!r} not found.")
+    source = repr(str(path))
+    tensors, metadata = from_bytes(path.read_bytes(), source)
+    return tensors, metadata, source
+
+
+def _estimator_class(metadata: dict[str, str], source: str) -> tuple[str, type]:
+    """Return the name and the class of the estimator that the file's metadata names."""
+    classes = _estimator_classes()
+    name = metadata.get("estimator")
+    if name not in classes:
+        raise ModelFileError(f"{source} contains an unknown estimator {name!r}; expected one of {sorted(classes)}.")
+    return name, classes[name]
+
+
 def load(path):
     """Load an estimator saved by :meth:`FFOneClass.save`.
 
@@ -210,31 +232,25 @@ def load(path):
     ModelFileError
         If the file is truncated, corrupted, edited or from an incompatible version.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"Model file {str(path)!r} not found.")
-    tensors, metadata = from_bytes(path.read_bytes(), repr(str(path)))
-    classes = _estimator_classes()
-    name = metadata.get("estimator")
-    if name not in classes:
-        raise ModelFileError(f"{str(path)!r} holds an unknown estimator {name!r}; expected one of {sorted(classes)}.")
+    tensors, metadata, source = _read_file(path, "Model")
+    name, estimator_class = _estimator_class(metadata, source)
     try:
         params = json.loads(metadata["params"])
         fitted = json.loads(metadata["fitted"])
     except (KeyError, json.JSONDecodeError) as error:
-        raise ModelFileError(f"{str(path)!r} has invalid metadata ({error}). Save the model again.") from None
+        raise ModelFileError(f"{source} has invalid metadata ({error}). Save the model again.") from None
     if not isinstance(params, dict) or not isinstance(fitted, dict):
-        raise ModelFileError(f"{str(path)!r} has invalid metadata: 'params' and 'fitted' must be JSON objects.")
+        raise ModelFileError(f"{source} has invalid metadata: 'params' and 'fitted' must be JSON objects.")
     for key, value in params.items():
         if isinstance(value, list) and key.endswith("_sizes"):
             params[key] = tuple(value)  # JSON has no tuples
-    estimator = classes[name]()
+    estimator = estimator_class()
     try:
         estimator.set_params(**params)
         estimator._restore_fitted_state(tensors, fitted)
     except (AttributeError, KeyError, TypeError, ValueError, RuntimeError, IndexError) as error:
         raise ModelFileError(
-            f"{str(path)!r} does not match what {name} expects ({type(error).__name__}: {error}). "
+            f"{source} does not match what {name} expects ({type(error).__name__}: {error}). "
             "Save the model again with this ffoc version."
         ) from None
     return estimator
