@@ -35,7 +35,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .nn import FFLayer, _activation, length_normalize
+from .nn import FFLayer, _activation, _init_weights, length_normalize
 
 __all__ = ["POOLING", "ConvBlock", "DenseBlock", "build_convnet"]
 
@@ -122,14 +122,8 @@ class ConvBlock(nn.Module):
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         """Draw the weights from Kaiming's uniform distribution, biases at zero."""
-        with torch.no_grad():
-            fan_in = self.conv.in_channels * self.conv.kernel_size[0] * self.conv.kernel_size[1]
-            gain = math.sqrt(2.0) if self.activation_name in ("relu", "leaky_relu") else 1.0
-            bound = gain * math.sqrt(3.0 / fan_in)
-            weight = torch.rand(self.conv.weight.shape, generator=generator, dtype=torch.float32)
-            self.conv.weight.copy_(weight.mul_(2 * bound).sub_(bound))
-            if self.conv.bias is not None:
-                self.conv.bias.zero_()
+        fan_in = self.conv.in_channels * self.conv.kernel_size[0] * self.conv.kernel_size[1]
+        _init_weights(self.conv.weight, self.conv.bias, fan_in, self.activation_name, generator)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.normalize_input:

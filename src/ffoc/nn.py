@@ -54,6 +54,19 @@ def _activation(name: str) -> nn.Module:
     raise ValueError(f"Unknown activation {name!r}; choose one of {list(ACTIVATIONS)}.")
 
 
+@torch.no_grad()
+def _init_weights(
+    weight: torch.Tensor, bias: torch.Tensor | None, fan_in: int, activation: str, generator: torch.Generator | None
+) -> None:
+    """Draw ``weight`` in place from Kaiming's uniform distribution for ``activation``, and set ``bias`` to zero."""
+    gain = math.sqrt(2.0) if activation in ("relu", "leaky_relu") else 1.0
+    bound = gain * math.sqrt(3.0 / fan_in)
+    sample = torch.rand(weight.shape, generator=generator, dtype=torch.float32)
+    weight.copy_(sample.mul_(2 * bound).sub_(bound))
+    if bias is not None:
+        bias.zero_()
+
+
 class FFLayer(nn.Module):
     """One block: optional length normalisation, linear map, activation.
 
@@ -99,13 +112,7 @@ class FFLayer(nn.Module):
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         """Draw the weights from Kaiming's uniform distribution, biases at zero."""
-        with torch.no_grad():
-            gain = math.sqrt(2.0) if self.activation_name in ("relu", "leaky_relu") else 1.0
-            bound = gain * math.sqrt(3.0 / self.in_features)
-            weight = torch.rand(self.linear.weight.shape, generator=generator, dtype=torch.float32)
-            self.linear.weight.copy_(weight.mul_(2 * bound).sub_(bound))
-            if self.linear.bias is not None:
-                self.linear.bias.zero_()
+        _init_weights(self.linear.weight, self.linear.bias, self.in_features, self.activation_name, generator)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.normalize_input:
