@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
-
-import numpy as np
 
 from . import CommandError
 
@@ -98,12 +95,10 @@ def _fit_images(args: argparse.Namespace) -> int:
 
 
 def _score_images(args: argparse.Namespace) -> int:
-    import pandas as pd
-
     from .. import load
     from ..images import FFOneClassImage
-    from ..io import write_table
     from ..io_images import read_image_folder
+    from .model import write_scores
 
     detector = load(args.model)
     if not isinstance(detector, FFOneClassImage):
@@ -113,20 +108,7 @@ def _score_images(args: argparse.Namespace) -> int:
     channels = detector.image_shape_[0]
     mode = "grey" if channels == 1 else "rgb"
     images, names = read_image_folder(args.folder, mode=mode, size=args.size)
-    scores = detector.score_samples(images)
-    decision = scores - detector.offset_
-    result = pd.DataFrame({
-        "file": names,
-        "score_samples": scores,
-        "decision_function": decision,
-        "label": np.where(decision >= 0, 1, -1),
-    })
-    if args.output:
-        write_table(result, args.output)
-        n_outliers = int((result["label"] == -1).sum())
-        print(f"scored {len(result)} images, {n_outliers} outliers; written to {args.output}")
-    else:
-        result.to_csv(sys.stdout, index=False)
+    write_scores(detector.score_samples(images), detector.offset_, args.output, "images", {"file": names})
     return 0
 
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from . import CommandError
 
-__all__ = ["add_parser", "add_estimator_options", "estimator_params", "parse_layer_sizes"]
+__all__ = ["add_parser", "add_estimator_options", "estimator_params", "parse_layer_sizes", "write_scores"]
 
 
 def parse_layer_sizes(text: str) -> tuple[int, ...]:
@@ -174,11 +174,33 @@ def _select_model_features(features, names: list[str]):
     return features[names]
 
 
-def _score(args: argparse.Namespace) -> int:
-    from .. import load
+def write_scores(scores: np.ndarray, offset: float, output: str | None, unit: str, first_columns=None) -> None:
+    """Write score_samples, decision_function and label of each sample to ``output``, or as CSV to stdout.
+
+    ``first_columns`` (a dict of name to values) goes before the scores, and
+    ``unit`` ("rows", "images") names the samples in the one-line summary.
+    """
+    import pandas as pd
+
     from ..io import write_table
 
-    import pandas as pd
+    decision = scores - offset
+    result = pd.DataFrame({
+        **(first_columns or {}),
+        "score_samples": scores,
+        "decision_function": decision,
+        "label": np.where(decision >= 0, 1, -1),
+    })
+    if output:
+        write_table(result, output)
+        n_outliers = int((result["label"] == -1).sum())
+        print(f"scored {len(result)} {unit}, {n_outliers} outliers; written to {output}")
+    else:
+        result.to_csv(sys.stdout, index=False)
+
+
+def _score(args: argparse.Namespace) -> int:
+    from .. import load
 
     if args.output:
         _check_output_path(args.output, args.data, "--output")
@@ -189,19 +211,7 @@ def _score(args: argparse.Namespace) -> int:
         features = features.to_numpy()
     else:
         features = _select_model_features(features, [str(name) for name in names])
-    scores = detector.score_samples(features)
-    decision = scores - detector.offset_
-    result = pd.DataFrame({
-        "score_samples": scores,
-        "decision_function": decision,
-        "label": np.where(decision >= 0, 1, -1),
-    })
-    if args.output:
-        write_table(result, args.output)
-        n_outliers = int((result["label"] == -1).sum())
-        print(f"scored {len(result)} rows, {n_outliers} outliers; written to {args.output}")
-    else:
-        result.to_csv(sys.stdout, index=False)
+    write_scores(detector.score_samples(features), detector.offset_, args.output, "rows")
     return 0
 
 
