@@ -108,6 +108,34 @@ def _binary_anomaly_labels(labels: np.ndarray, normal_label: Any) -> np.ndarray:
     return (~is_normal).astype(np.int64)
 
 
+def _features_and_target(X: ArrayLike, y: ArrayLike, normal_label: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``X`` as an array and ``y`` as binary labels (1 = anomaly), both checked."""
+    features = _check_features(X)
+    labels = _check_labels(y, features.shape[0])
+    return features, _binary_anomaly_labels(labels, normal_label)
+
+
+def _data_split(
+    features: np.ndarray,
+    target: np.ndarray,
+    train: np.ndarray,
+    test: np.ndarray,
+    val: np.ndarray | None = None,
+) -> DataSplit:
+    """Return the DataSplit of the given row indices; the validation part is None without ``val``."""
+    return DataSplit(
+        X_train=features[train],
+        y_train=target[train],
+        X_val=None if val is None else features[val],
+        y_val=None if val is None else target[val],
+        X_test=features[test],
+        y_test=target[test],
+        train_index=train,
+        val_index=val,
+        test_index=test,
+    )
+
+
 def _check_fractions(fractions: tuple[float, ...]) -> tuple[float, ...]:
     values = tuple(fractions)
     if len(values) not in (2, 3):
@@ -256,23 +284,11 @@ def one_class_split(
     """
     if len(tuple(fractions)) != 3:
         raise ValueError(f"fractions must be (train, val, test), got {tuple(fractions)}")
-    features = _check_features(X)
-    labels = _check_labels(y, features.shape[0])
-    target = _binary_anomaly_labels(labels, normal_label)
+    features, target = _features_and_target(X, y, normal_label)
 
     train, val, test = stratified_split(target, fractions, random_state)
     train = train[target[train] == 0]
-    return DataSplit(
-        X_train=features[train],
-        y_train=target[train],
-        X_val=features[val],
-        y_val=target[val],
-        X_test=features[test],
-        y_test=target[test],
-        train_index=train,
-        val_index=val,
-        test_index=test,
-    )
+    return _data_split(features, target, train, test, val)
 
 
 def novelty_split(
@@ -326,9 +342,7 @@ def novelty_split(
     (7, 5, 2)
     """
     _check_open_fraction("train_fraction", train_fraction)
-    features = _check_features(X)
-    labels = _check_labels(y, features.shape[0])
-    target = _binary_anomaly_labels(labels, normal_label)
+    features, target = _features_and_target(X, y, normal_label)
 
     normal_rows = np.flatnonzero(target == 0)
     n_train = math.floor(train_fraction * len(normal_rows))
@@ -342,17 +356,7 @@ def novelty_split(
     shuffled = generator.permutation(normal_rows)
     train = np.sort(shuffled[:n_train]).astype(np.int64)
     test = np.setdiff1d(np.arange(len(target), dtype=np.int64), train)
-    return DataSplit(
-        X_train=features[train],
-        y_train=target[train],
-        X_val=None,
-        y_val=None,
-        X_test=features[test],
-        y_test=target[test],
-        train_index=train,
-        val_index=None,
-        test_index=test,
-    )
+    return _data_split(features, target, train, test)
 
 
 def unsupervised_split(
@@ -404,22 +408,10 @@ def unsupervised_split(
     (14, 3, 1)
     """
     _check_open_fraction("test_size", test_size)
-    features = _check_features(X)
-    labels = _check_labels(y, features.shape[0])
-    target = _binary_anomaly_labels(labels, normal_label)
+    features, target = _features_and_target(X, y, normal_label)
 
     train, test = stratified_split(target, (1.0 - test_size, test_size), random_state)
-    return DataSplit(
-        X_train=features[train],
-        y_train=target[train],
-        X_val=None,
-        y_val=None,
-        X_test=features[test],
-        y_test=target[test],
-        train_index=train,
-        val_index=None,
-        test_index=test,
-    )
+    return _data_split(features, target, train, test)
 
 
 def _check_open_fraction(name: str, value: float) -> None:
