@@ -46,6 +46,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .report import markdown_table, write_section
+
 __all__ = [
     "DEFAULT_EXCLUDED",
     "PROTOCOLS",
@@ -811,12 +813,6 @@ def _pct(value) -> str:
     return "fail" if value != value else f"{100 * value:.1f}"
 
 
-def _markdown_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
-    return lines
-
-
 def _summary_lines(table, wins_column) -> list[str]:
     header = ["detector", "mean AUROC", "mean AUPRC", "mean rank", f"{REFERENCE_DETECTOR} W/T/L",
               "failed runs", "total time (s)"]
@@ -827,7 +823,7 @@ def _summary_lines(table, wins_column) -> list[str]:
             _pct(entry["mean_auroc"]), _pct(entry["mean_auprc"]), f"{entry['mean_rank']:.2f}",
             wins_column.get(name, ""), int(entry["failed_runs"]), f"{entry['total_time_s']:.0f}",
         ])
-    return _markdown_table(header, rows)
+    return markdown_table(header, rows).split("\n")
 
 
 def _per_set_lines(summary: dict, names: Sequence[str], detectors: Sequence[str], max_train_rows: int) -> list[str]:
@@ -844,7 +840,7 @@ def _per_set_lines(summary: dict, names: Sequence[str], detectors: Sequence[str]
             cell = f"{_pct(a)} / {_pct(p)}"
             cells.append(f"**{cell}**" if a == best else cell)
         rows.append([name, train, f"{int(sets['n_test']):,}", int(sets["n_features"]), *cells])
-    return _markdown_table(header, rows)
+    return markdown_table(header, rows).split("\n")
 
 
 def _check_lines(protocol: str, summary: dict) -> list[str]:
@@ -972,22 +968,7 @@ def _seed_phrase(seeds: int) -> str:
 
 def _write_report(report: Path, summary: dict, context: dict, figure_link: str) -> None:
     """Replace the ``accuracy`` section of ``report`` (creating the file or section if needed)."""
-    begin, end = f"<!-- begin {_SECTION} -->", f"<!-- end {_SECTION} -->"
-    section = f"{begin}\n{_report_text(summary, context, figure_link)}{end}"
-    text = report.read_text(encoding="utf-8") if report.is_file() else "# Benchmarks\n"
-    if begin in text and end in text and text.index(begin) < text.index(end):
-        head, rest = text.split(begin, 1)
-        tail = rest.split(end, 1)[1]
-        text = head + section + tail
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    _atomic_write_text(report, text)
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
+    write_section(report, _SECTION, _report_text(summary, context, figure_link))
 
 
 # ---------------------------------------------------------------------- CLI
