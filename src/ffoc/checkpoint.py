@@ -41,12 +41,10 @@ import numpy as np
 import torch
 
 from .persistence import (
-    FORMAT_NAME,
-    FORMAT_VERSION,
     ModelFileError,
     _estimator_class,
     _json_default,
-    _portable_params,
+    _metadata,
     _read_file,
     atomic_write_bytes,
     to_bytes,
@@ -76,8 +74,6 @@ def save_checkpoint(estimator, path, *, progress: dict | None = None) -> None:
         If the estimator has no online-training state (it was fitted with
         ``fit``, or loaded from a model file).
     """
-    from . import __version__
-
     stream = getattr(estimator, "_stream", None)
     if stream is None or stream.layers is not getattr(estimator, "layers_", None):
         raise ValueError(
@@ -121,15 +117,8 @@ def save_checkpoint(estimator, path, *, progress: dict | None = None) -> None:
         "optimizer_scalars": optimizer_scalars,
         "progress": progress or {},
     }
-    metadata = {
-        "format": FORMAT_NAME,
-        "format_version": str(FORMAT_VERSION),
-        "ffoc_version": __version__,
-        "estimator": type(estimator).__name__,
-        "params": json.dumps(_portable_params(estimator.get_params()), default=_json_default),
-        "fitted": json.dumps(fitted, default=_json_default),
-        "stream": json.dumps(state, default=_json_default),
-    }
+    metadata = _metadata(estimator, fitted)
+    metadata["stream"] = json.dumps(state, default=_json_default)
     atomic_write_bytes(path, to_bytes(tensors, metadata))
 
 

@@ -162,11 +162,16 @@ def save(estimator, path) -> None:
     """
     from sklearn.utils.validation import check_is_fitted
 
-    from . import __version__
-
     check_is_fitted(estimator)
     tensors, fitted = estimator._fitted_state()
-    metadata = {
+    atomic_write_bytes(path, to_bytes(tensors, _metadata(estimator, fitted)))
+
+
+def _metadata(estimator, fitted: dict) -> dict[str, str]:
+    """Return the file metadata of ``estimator``: format, versions, class name, parameters and ``fitted``."""
+    from . import __version__
+
+    return {
         "format": FORMAT_NAME,
         "format_version": str(FORMAT_VERSION),
         "ffoc_version": __version__,
@@ -174,7 +179,6 @@ def save(estimator, path) -> None:
         "params": json.dumps(_portable_params(estimator.get_params()), default=_json_default),
         "fitted": json.dumps(fitted, default=_json_default),
     }
-    atomic_write_bytes(path, to_bytes(tensors, metadata))
 
 
 def _estimator_classes() -> dict:
