@@ -241,3 +241,12 @@ def test_bench_images_quick_run(tmp_path, capsys):
     text = report.read_text()
     assert "<!-- begin images-digits -->" in text
     assert "| **mean** |" in text
+
+
+def test_image_early_stopping_keeps_a_training_image():
+    from ffoc.images import FFOneClassImage
+
+    images = np.random.default_rng(0).random((2, 8, 8))
+    detector = FFOneClassImage(early_stopping=True, validation_fraction=0.9, epochs=1, random_state=0)
+    detector.fit(images)
+    assert np.isfinite(detector.offset_)

@@ -20,7 +20,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from .objectives import LayerState, get_objective
-from .trainers import TrainConfig, TrainHistory, estimate_states, layer_scores, train_bp, train_ff
+from .trainers import TrainConfig, TrainHistory, TrainingDivergedError, estimate_states, layer_scores, train_bp, train_ff
+from .trainers.common import OVERFLOW_SCORE
 
 __all__: list[str] = []
 
@@ -47,7 +48,8 @@ class _BaseFFOneClass(OutlierMixin, BaseEstimator):
         return X_train[order[n_valid:]], X_train[order[:n_valid]]
 
     def _n_holdout(self, n_samples: int) -> int:
-        return max(1, int(round(self.validation_fraction * n_samples)))
+        # Keep at least one sample on each side of the holdout.
+        return min(n_samples - 1, max(1, int(round(self.validation_fraction * n_samples))))
 
     def _fit_network(self, X_train: torch.Tensor, X_valid: torch.Tensor | None, generator: torch.Generator) -> None:
         """Build the layers, estimate their initial states, train them and set the score statistics."""
@@ -135,10 +137,20 @@ class _BaseFFOneClass(OutlierMixin, BaseEstimator):
         self.offset_ = float(self._offset_from(train_scores))
 
     def _check_radii(self) -> None:
-        """Raise TrainingDivergedError if the refreshed states show divergence. The base version checks nothing."""
+        """Raise TrainingDivergedError if a refreshed radius is not finite."""
+        if any(state.radius2 is not None and not np.isfinite(state.radius2) for state in self.states_):
+            raise TrainingDivergedError(
+                "Training diverged: a layer's radius is not finite. Lower learning_rate, or check the input "
+                "for extreme values."
+            )
 
     def _check_train_scores(self, train_layer_scores: np.ndarray) -> None:
-        """Raise TrainingDivergedError if the training scores show divergence. The base version checks nothing."""
+        """Raise TrainingDivergedError if the trained layers overflow float32 on the training data."""
+        if np.any(np.abs(train_layer_scores) >= OVERFLOW_SCORE):
+            raise TrainingDivergedError(
+                "Training diverged: the trained layers overflow float32 on the training data. "
+                "Lower learning_rate, or check the input for extreme values."
+            )
 
     def _offset_from(self, train_scores: np.ndarray) -> float:
         contamination = self.nu if self.contamination == "auto" else float(self.contamination)

@@ -13,14 +13,12 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import validate_data
 
-from ._base import _MIN_SCORE_STD, _BaseFFOneClass  # noqa: F401  (ffoc.online reads _MIN_SCORE_STD from here)
+from ._base import _BaseFFOneClass
 from ._validation import check_finite_array, check_numeric_frame, resolve_device
 from .negatives import NEGATIVE_KINDS
 from .nn import ACTIVATIONS, build_mlp
 from .objectives import OBJECTIVES
 from .online import OnlineMixin
-from .trainers import TrainingDivergedError
-from .trainers.common import OVERFLOW_SCORE
 
 __all__ = ["FFOneClass"]
 
@@ -342,27 +340,9 @@ class FFOneClass(OnlineMixin, _BaseFFOneClass):
         self._fit_network(X_train, X_valid, generator)
         return self
 
-    def _n_holdout(self, n_samples: int) -> int:
-        # Keep at least one row on each side of the holdout.
-        return min(n_samples - 1, super()._n_holdout(n_samples))
-
     def _train(self, X_train, X_valid, generator) -> None:
         self.n_epochs_ = self._resolve_epochs(X_train.shape[0])
         super()._train(X_train, X_valid, generator)
-
-    def _check_radii(self) -> None:
-        if any(state.radius2 is not None and not np.isfinite(state.radius2) for state in self.states_):
-            raise TrainingDivergedError(
-                "Training diverged: a layer's radius is not finite. Lower learning_rate, or check the input "
-                "for extreme values."
-            )
-
-    def _check_train_scores(self, train_layer_scores: np.ndarray) -> None:
-        if np.any(np.abs(train_layer_scores) >= OVERFLOW_SCORE):
-            raise TrainingDivergedError(
-                "Training diverged: the trained layers overflow float32 on the training data. "
-                "Lower learning_rate, or check the input for extreme values."
-            )
 
     @contextlib.contextmanager
     def _thread_limit(self):

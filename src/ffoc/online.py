@@ -473,7 +473,7 @@ class OnlineMixin:
 
     def _refresh_statistics(self, X: torch.Tensor) -> None:
         """Set the radii, score standardisation and ``offset_`` from the sample ``X`` and the current network."""
-        from .estimator import _MIN_SCORE_STD
+        from ._base import _MIN_SCORE_STD
 
         if X.shape[0] == 0:
             return

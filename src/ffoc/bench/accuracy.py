@@ -704,7 +704,6 @@ def summarize(runs, detectors: Sequence[str]) -> dict:
         ``"wins"``: DataFrame of wins, ties and losses of each row detector
         against each column detector on the held-out sets.
     """
-    import pandas as pd
 
     ok = runs[runs["status"] == "ok"]
     auroc = ok.pivot_table(index="dataset", columns="detector", values="auroc", aggfunc="mean")
@@ -912,7 +911,7 @@ def _report_text(summary: dict, context: dict, figure_link: str) -> str:
         "standardised on the training rows only; ffoc standardises the same way internally. PyOD detectors use "
         "PyOD's default parameters.",
         "",
-        f"ffoc detectors: `FFOC-FF` and `FFOC-BP` are `FFOneClass` with its defaults (trainer `ff` or `bp`): "
+        "ffoc detectors: `FFOC-FF` and `FFOC-BP` are `FFOneClass` with its defaults (trainer `ff` or `bp`): "
         + ", ".join(f"`{k}={v!r}`" for k, v in reported_defaults.items())
         + ". `FFOC-FF-<objective>` changes only the objective. "
         "ffoc's defaults were chosen on banknote (not in ADBench) and the tuning sets "
@@ -944,7 +943,7 @@ def _report_text(summary: dict, context: dict, figure_link: str) -> str:
             lines += [f"Tuning sets ({len(tuning)}: {', '.join(tuning)}), reported apart:", ""]
             tuning_table = protocol_summary["tuning"]
             lines += _summary_lines(tuning_table, {}) + [""]
-        lines += [f"AUROC / AUPRC per data set (%, mean over seeds; best AUROC in bold), held-out sets:", ""]
+        lines += ["AUROC / AUPRC per data set (%, mean over seeds; best AUROC in bold), held-out sets:", ""]
         lines += _per_set_lines(protocol_summary, held_out, detectors, context["max_train_rows"]) + [""]
         if tuning:
             lines += ["Tuning sets:", ""]

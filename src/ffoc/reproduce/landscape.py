@@ -66,6 +66,7 @@ class ParameterRecorder:
         self._counts: list[int] = []
         self._strides: list[int] = []
         self._handles: list = []
+        self._versions: list = []
 
     def attach(self, layers) -> None:
         """Record the initial parameters of ``layers`` and hook their weights."""
@@ -74,6 +75,7 @@ class ParameterRecorder:
         self.steps = [[0] for _ in layers]
         self._counts = [0] * len(layers)
         self._strides = [1] * len(layers)
+        self._versions = [None] * len(layers)
         for k, layer in enumerate(layers):
             weight = next(layer.parameters())
             self._handles.append(weight.register_post_accumulate_grad_hook(self._make_hook(k, layer)))
@@ -91,7 +93,13 @@ class ParameterRecorder:
             self.steps[k].append(self._counts[k])
 
     def _make_hook(self, k: int, layer):
-        def hook(_parameter) -> None:
+        def hook(parameter) -> None:
+            # A step may accumulate gradients more than once (forward-forward backpropagates
+            # the normal rows' and the negatives' parts separately); count it once. The
+            # optimizer's in-place update bumps the weight's version between steps.
+            if parameter._version == self._versions[k]:
+                return
+            self._versions[k] = parameter._version
             self._counts[k] += 1
             done = self._counts[k] - 1  # steps taken before this one
             if done == 0 or done % self._strides[k]:

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from ..negatives import make_negatives
-from ..objectives import LayerState, Objective, goodness, squared_distance
+from ..objectives import LayerState, Objective, squared_distance
 
 __all__ = [
     "TrainConfig",
