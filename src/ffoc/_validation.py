@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 import torch
 
@@ -89,8 +87,3 @@ def resolve_device(device) -> torch.device:
     if device == "cpu":
         return torch.device("cpu")
     raise ValueError(f"Unknown device {device!r}; use 'cpu', 'cuda', 'cuda:N' or 'auto'.")
-
-
-def is_integer(value) -> bool:
-    """Return whether ``value`` is an integer and not a bool."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
