@@ -346,7 +346,7 @@ class FFOneClass(OnlineMixin, _BaseFFOneClass):
 
     @contextlib.contextmanager
     def _thread_limit(self):
-        """Set torch's thread count for training as ``n_threads`` says, and restore it afterwards."""
+        """Set torch's thread count for training from ``n_threads``, and restore it afterwards."""
         if self.n_threads == "auto":
             widths = [self.n_features_in_] + [layer.out_features for layer in self.layers_]
             small = max(a * b for a, b in zip(widths[:-1], widths[1:])) < SMALL_LAYER_WEIGHTS
