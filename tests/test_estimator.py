@@ -133,8 +133,8 @@ def test_ffoneclass_layer_scores_shape_and_direction(fitted, shifted_blobs):
     normal, anomalies = shifted_blobs
     scores = fitted.layer_scores(anomalies)
     assert scores.shape == (15, 2)
-    # The first layer sees the standardised magnitude, so shifted rows score high there;
-    # later layers see only the direction of the previous layer's activity.
+    # The first layer gets the standardised magnitude, so shifted rows score high there;
+    # later layers get only the direction of the previous layer's activity.
     assert scores[:, 0].min() > np.median(fitted.layer_scores(normal)[:, 0])
 
 

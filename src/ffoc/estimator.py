@@ -55,7 +55,7 @@ class FFOneClass(OnlineMixin, _BaseFFOneClass):
 
     The network is an MLP whose layers each carry a one-class objective. With
     ``trainer="ff"`` every layer learns from its own loss on its own output, and
-    no gradient crosses layers; with ``trainer="bp"`` one loss on the last layer
+    no gradient crosses layers. With ``trainer="bp"`` one loss on the last layer
     trains all layers end to end. Each layer also learns to give high goodness (or
     a large distance to its center) to negatives made from the training data, which
     prevents the trivial solutions of one-class objectives.

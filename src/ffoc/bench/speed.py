@@ -27,7 +27,7 @@ Five measurements, each on the code path users run:
     and with :func:`ffoc.multiseed.fit_batch`, and of 50 BP fits.
 ``scaling``
     Fit time and peak memory of one epoch for 10k, 100k and 1M synthetic rows,
-    and for the large ADBench sets when ``--data-dir`` holds them.
+    and for the large ADBench sets when ``--data-dir`` contains them.
 
 Results go to ``OUT/speed.json``, the figure to ``docs/figures/speed_depth.png``
 (memory and time against depth) and the tables to the ``speed`` section of

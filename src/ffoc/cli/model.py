@@ -119,7 +119,7 @@ def _read_features(args: argparse.Namespace, *, keep_normal: bool):
     label_column = args.label_column
     normal_label = getattr(args, "normal_label", None) if keep_normal else None
     if normal_label is not None and label_column is None:
-        raise CommandError("--normal-label needs --label-column to say which column holds the labels")
+        raise CommandError("--normal-label requires --label-column, the column that contains the labels")
     return split_features_labels(frame, label_column=label_column, normal_label=normal_label)
 
 

@@ -96,7 +96,7 @@ def fit_stream_command(args: argparse.Namespace) -> int:
     if out.is_dir():
         raise CommandError(f"--out {str(out)!r} is a folder; give a file name such as model.safetensors")
     if args.normal_label is not None and args.label_column is None:
-        raise CommandError("--normal-label needs --label-column to say which column holds the labels")
+        raise CommandError("--normal-label requires --label-column, the column that contains the labels")
     checkpoint = Path(args.checkpoint) if args.checkpoint else default_checkpoint_path(out)
     params = {**estimator_params(args), "forgetting": args.forgetting}
 

@@ -52,7 +52,7 @@ class ParameterRecorder:
     Attributes
     ----------
     paths : list of list of ndarray
-        ``paths[k]`` holds layer ``k``'s recorded parameter vectors.
+        ``paths[k]`` contains layer ``k``'s recorded parameter vectors.
     steps : list of list of int
         ``steps[k][i]`` is the number of optimizer steps before ``paths[k][i]``.
     """
