@@ -371,7 +371,9 @@ def _batched_ff_step(
     n_models, n_rows = x.shape[0], x.shape[1]
     use_negatives = x_negative is not None and config.negative_weight > 0
     losses = torch.zeros(n_models, len(batched))
-    optimizer.zero_grad(set_to_none=True)
+    # Zero the gradient buffers in place rather than freeing them: reallocating them on
+    # every step adds their size to each step's peak memory (freed heap pages are not reused).
+    optimizer.zero_grad(set_to_none=False)
     for k, layer in enumerate(batched):
         key = (k, n_rows)
         if key not in row_states:

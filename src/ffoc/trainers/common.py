@@ -194,7 +194,7 @@ def estimate_states(
     return states
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def layer_scores(
     layers: Sequence[nn.Module],
     objective: Objective,
@@ -207,10 +207,11 @@ def layer_scores(
 
     Higher means more anomalous. Computed in float64 from float32 activations.
     """
-    out = np.empty((X.shape[0], len(layers)), dtype=np.float64)
+    scores = torch.empty((X.shape[0], len(layers)), dtype=torch.float64)
     for index in batches(X.shape[0], batch_size, None, shuffle=False):
         for k, h in enumerate(forward_layers(layers, X[index])):
-            out[index, k] = objective.score(h, states[k]).double().cpu().numpy()
+            scores[index, k] = objective.score(h, states[k]).to("cpu", torch.float64)
+    out = scores.numpy()
     # Inputs are finite and trained weights are checked, so a non-finite score can only
     # come from float32 overflow on an extreme input: rank it as the most anomalous.
     np.nan_to_num(out, copy=False, nan=OVERFLOW_SCORE, posinf=OVERFLOW_SCORE, neginf=-OVERFLOW_SCORE)

@@ -66,7 +66,9 @@ def ff_step(
     objective = config.objective
     trained = set(range(len(layers)) if layer_indices is None else layer_indices)
     losses = torch.zeros(len(layers))
-    optimizer.zero_grad(set_to_none=True)
+    # Zero the gradient buffers in place rather than freeing them: reallocating them on
+    # every step adds their size to each step's peak memory (freed heap pages are not reused).
+    optimizer.zero_grad(set_to_none=False)
     for k, layer in enumerate(layers):
         if k not in trained:
             with torch.no_grad():
