@@ -23,7 +23,7 @@ from ffoc.cli import build_parser
 TINY = {
     "width": 16, "depths": [1, 2], "batch": 32, "steps": 2, "matmul_n": 32,
     "score_rows": 500, "wide": (16,), "small_epochs": 1, "seeds": 2, "wall_epochs": 1,
-    "scaling_rows": [300], "scaling_sets": [],
+    "scaling_rows": [300], "scaling_sets": [], "reproduce_seeds": None,
 }
 
 
@@ -140,3 +140,34 @@ def test_render_markdown_handles_missing_parts():
     text = render_markdown({"command": "c", "machine": "m", "load": "l", "date": "d"})
     assert "Command: `c`" in text
     assert np.char.count(text, "|") == 0
+
+
+def test_time_reproduction_runs_the_users_command(monkeypatch):
+    """The reproduction is timed through the CLI as a user runs it, and a failed run raises."""
+    import subprocess
+
+    from ffoc.bench import speed
+
+    calls = []
+
+    def fake_run(args, **kwargs):
+        calls.append(args)
+        return subprocess.CompletedProcess(args, 0 if len(calls) == 1 else 2, "", "boom")
+
+    monkeypatch.setattr(speed.subprocess, "run", fake_run)
+    result = speed.time_reproduction(3, jobs=2)
+    assert calls[0][3:] == ["reproduce", "--out", calls[0][5], "--seeds", "3", "--protocols", "ffoc",
+                            "--jobs", "2", "-q"]
+    assert result["command"] == "ffoc reproduce --out OUT --seeds 3 --protocols ffoc --jobs 2 -q"
+    assert result["wall_s"] >= 0
+    with pytest.raises(RuntimeError, match="boom"):
+        speed.time_reproduction(3, jobs=2)
+
+
+def test_targets_use_the_measured_reproduction():
+    small = {"train_rows": 10, "epochs": 1, "seeds": 50, "wall_epochs": 1, "fit_epoch_s": 1.0,
+             "reference_epoch_s": 1.0, "batched_epoch_per_seed_s": 0.1, "sequential_wall_s": 100.0,
+             "batched_wall_s": 10.0, "bp_wall_s": 100.0, "objective": "hb-svdd",
+             "reproduce": {"command": "ffoc reproduce", "wall_s": 200.0, "seeds": 50, "jobs": 2}}
+    text = render_markdown({"command": "c", "machine": "m", "load": "l", "date": "d", "small": small})
+    assert "| `ffoc` half of a 50-seed reproduction < 3 min (`ffoc reproduce`, measured) | 200 s | no |" in text

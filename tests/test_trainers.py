@@ -79,6 +79,17 @@ def test_ff_step_with_layer_indices_trains_only_those_layers():
     assert torch.equal(layers[2].linear.weight, before[2])
 
 
+@pytest.mark.parametrize("step", [ff_step, bp_step])
+def test_steps_reuse_the_gradient_buffers(step):
+    """Gradients are zeroed in place, not reallocated, so a step's peak memory does not include new buffers."""
+    layers, states, X, config, generator = _setup()
+    optimizer = torch.optim.Adam(layers.parameters(), lr=0.01)
+    step(layers, states, X, make_negatives(X, "mixed", generator=generator), config, optimizer)
+    buffers = [p.grad.data_ptr() for p in layers.parameters()]
+    step(layers, states, X, make_negatives(X, "mixed", generator=generator), config, optimizer)
+    assert [p.grad.data_ptr() for p in layers.parameters()] == buffers
+
+
 def test_bp_step_changes_every_layer():
     layers, states, X, config, generator = _setup()
     before = [layer.linear.weight.clone() for layer in layers]
