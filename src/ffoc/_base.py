@@ -162,7 +162,13 @@ class _BaseFFOneClass(OutlierMixin, BaseEstimator):
         """Return each layer's anomaly score, shape (n_samples, n_layers); higher = more anomalous."""
         check_is_fitted(self)
         X = self._check_X(X, reset=False)
-        return layer_scores(self.layers_, self._get_objective(), self.states_, self._to_tensor(X))
+        return layer_scores(
+            self.layers_, self._get_objective(), self.states_, self._to_tensor(X), batch_size=self._score_batch_size()
+        )
+
+    def _score_batch_size(self) -> int:
+        """Return the rows per forward pass when scoring (subclasses size it to their layers)."""
+        return 8192
 
     def score_samples(self, X) -> np.ndarray:
         """Return the normality score of each sample: higher means more normal."""
