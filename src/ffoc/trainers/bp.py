@@ -34,8 +34,8 @@ def bp_step(
 
     Returns the loss as a 0-dimensional tensor.
     """
-    # Zero the gradient buffers in place rather than freeing them: reallocating them on
-    # every step adds their size to each step's peak memory (freed heap pages are not reused).
+    # Zero the gradient buffers in place rather than free them. Freed and reallocated each
+    # step, they made the measured step peak grow with depth (2.3x from 2 to 32 layers).
     optimizer.zero_grad(set_to_none=False)
     h = x
     h_negative = x_negative
