@@ -129,7 +129,8 @@ def test_run_worker_fresh_process():
 def test_reference_eager_fit_changes_weights(rng):
     """The reference loop trains the detector's layers (it is a real training loop)."""
     X = rng.normal(size=(64, 4))
-    detector = FFOneClass(hidden_layer_sizes=(8, 8), epochs=0, batch_size=16, random_state=0).fit(X)
+    with pytest.warns(UserWarning, match="untrained"):
+        detector = FFOneClass(hidden_layer_sizes=(8, 8), epochs=0, batch_size=16, random_state=0).fit(X)
     before = [layer.linear.weight.detach().clone() for layer in detector.layers_]
     reference_eager_fit(detector, X, epochs=1, seed=0)
     for old, layer in zip(before, detector.layers_):

@@ -103,3 +103,19 @@ def test_cli_resume_rejects_other_options(tmp_path, capsys):
     assert "chunk size" in capsys.readouterr().err
     assert main(["fit", str(data), "--stream", "--chunk-size", "200", "--nu", "0.2", "--resume", "--out", out]) == 1
     assert "nu (0.05 in the checkpoint, 0.2 now)" in capsys.readouterr().err
+
+
+def test_cli_stream_verbose_shows_progress(tmp_path, capsys):
+    data = tmp_path / "rows.csv"
+    pd.DataFrame(np.random.default_rng(0).normal(size=(600, 3)), columns=["a", "b", "c"]).to_csv(data, index=False)
+    out = tmp_path / "m.safetensors"
+    arguments = [str(data), "--stream", "--chunk-size", "200", "--hidden-layer-sizes", "8", "--out", str(out)]
+
+    assert main(["fit", *arguments, "-v"]) == 0
+    err = capsys.readouterr().err
+    assert "stream" in err
+    assert "3chunk" in err
+    assert "rows=600" in err
+
+    assert main(["fit", *arguments]) == 0
+    assert "chunk" not in capsys.readouterr().err

@@ -324,3 +324,14 @@ def test_ffoneclass_small_network_trains_on_one_thread_and_restores(rng, monkeyp
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_fit_zero_epochs_warns_untrained(rng):
+    with pytest.warns(UserWarning, match="epochs=0 leaves the network untrained"):
+        FFOneClass(epochs=0, hidden_layer_sizes=(8,), random_state=0).fit(rng.normal(size=(40, 3)))
+
+
+def test_fit_header_only_frame_says_no_rows():
+    frame = pd.DataFrame(columns=["a", "b"])
+    with pytest.raises(ValueError, match="columns but no rows"):
+        FFOneClass().fit(frame)

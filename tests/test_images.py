@@ -250,3 +250,15 @@ def test_image_early_stopping_keeps_a_training_image():
     detector = FFOneClassImage(early_stopping=True, validation_fraction=0.9, epochs=1, random_state=0)
     detector.fit(images)
     assert np.isfinite(detector.offset_)
+
+
+def test_plot_extremes_falls_back_to_digits_that_ran(tmp_path):
+    """A figure-digit list that misses every digit run draws the digits that were run."""
+    from ffoc.bench.images import plot_extremes
+
+    rng = np.random.default_rng(0)
+    images = rng.random((20, 8, 8))
+    scores = {3: (np.arange(20), rng.random(20), np.r_[np.zeros(10), np.ones(10)])}
+    path = tmp_path / "extremes.png"
+    plot_extremes(images, scores, path, n_images=4, digits=[0, 2])
+    assert path.stat().st_size > 1000

@@ -126,3 +126,11 @@ def test_ffoc_decision_function_requires_fit(blobs):
     _, X_test, _ = blobs
     with pytest.raises(NotFittedError, match="not fitted"):
         FFOC().decision_function(X_test)
+
+
+def test_ffoc_random_state_sets_wrapped_seed(blobs):
+    X, _, _ = blobs
+    first = FFOC(FFOneClass(epochs=2, random_state=5), random_state=0).fit(X)
+    second = FFOC(FFOneClass(epochs=2), random_state=0).fit(X)
+    assert first.estimator_.random_state == 0
+    np.testing.assert_array_equal(first.decision_scores_, second.decision_scores_)

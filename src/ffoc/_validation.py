@@ -26,6 +26,11 @@ def check_numeric_frame(X, estimator_name: str) -> None:
     """Raise ValueError naming the non-numeric columns of a DataFrame."""
     if not hasattr(X, "columns") or not hasattr(X, "dtypes"):
         return
+    if len(X) == 0:
+        raise ValueError(
+            f"{estimator_name} got a table with columns but no rows ({X.shape[1]} column(s)). "
+            "Pass at least one row of data."
+        )
     from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
     bad = [

@@ -342,6 +342,12 @@ class FFOneClass(OnlineMixin, _BaseFFOneClass):
 
     def _train(self, X_train, X_valid, generator) -> None:
         self.n_epochs_ = self._resolve_epochs(X_train.shape[0])
+        if self.n_epochs_ == 0:
+            warnings.warn(
+                f"{type(self).__name__}: epochs=0 leaves the network untrained; its scores come from the "
+                "random initial weights. Pass epochs >= 1 or 'auto' to train it.",
+                UserWarning,
+            )
         super()._train(X_train, X_valid, generator)
 
     @contextlib.contextmanager

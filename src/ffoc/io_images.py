@@ -125,7 +125,7 @@ def read_image_folder(
         raise ValueError(
             f"Images in {str(folder)!r} differ in size: {files[0].name} is {first[2]}x{first[1]} pixels "
             f"(width x height), {files[other].name} is {arrays[other].shape[2]}x{arrays[other].shape[1]}. "
-            "Give a common size to resize them to."
+            "Pass a common size to resize them to (--size WIDTHxHEIGHT on the command line, size= in Python)."
         )
     dtype = np.uint8 if all(a.dtype == np.uint8 for a in arrays) else np.float32
     images = np.stack([a.astype(dtype, copy=False) for a in arrays])

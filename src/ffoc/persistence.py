@@ -97,6 +97,11 @@ def from_bytes(data: bytes, source: str) -> tuple[dict[str, torch.Tensor], dict[
         raise ModelFileError(f"{source} is not an ffoc model file: it has only {len(data)} bytes.")
     (header_size,) = struct.unpack("<Q", data[:_HEADER_SIZE_BYTES])
     if header_size > min(len(data) - _HEADER_SIZE_BYTES, _MAX_HEADER_BYTES):
+        if header_size > _MAX_HEADER_BYTES:
+            raise ModelFileError(
+                f"{source} is not an ffoc model file (it does not start with a safetensors header). "
+                "Pass a model saved by ffoc fit or .save()."
+            )
         raise ModelFileError(
             f"{source} is truncated or not an ffoc model file (its header claims {header_size} bytes, "
             f"the file has {len(data)}). Save the model again."

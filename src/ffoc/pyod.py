@@ -51,6 +51,9 @@ class FFOC(BaseDetector):
         Expected share of outliers in the training data; sets ``threshold_``.
         A PyThresh object (anything with ``fit`` and ``predict``) sets the
         threshold its own way, as in every PyOD detector.
+    random_state : int or None, default=None
+        Seed of the wrapped detector, as PyOD detectors take it. When set, it
+        replaces the ``random_state`` of ``estimator``; ``None`` keeps it.
 
     Attributes
     ----------
@@ -84,11 +87,12 @@ class FFOC(BaseDetector):
     ((1, 2), True)
     """
 
-    def __init__(self, estimator: FFOneClass | None = None, contamination=0.1) -> None:
+    def __init__(self, estimator: FFOneClass | None = None, contamination=0.1, random_state=None) -> None:
         # PyOD's BaseDetector.__init__ validates in the constructor; scikit-learn
         # convention (followed here) stores the arguments and checks them in fit.
         self.estimator = estimator
         self.contamination = contamination
+        self.random_state = random_state
 
     def fit(self, X, y=None):
         """Fit the wrapped detector on ``X`` and set the PyOD training attributes.
@@ -115,6 +119,9 @@ class FFOC(BaseDetector):
                 f"FFOC: estimator must be an ffoc.FFOneClass or None, got {type(self.estimator).__name__}; "
                 "pass for example FFOneClass(trainer='bp')."
             )
+
+        if self.random_state is not None:
+            estimator.set_params(random_state=self.random_state)
 
         self._set_n_classes(y)
         self.estimator_ = estimator.fit(X)

@@ -172,6 +172,8 @@ def plot_extremes(images: np.ndarray, scores: dict, path, *, n_images: int = 8, 
     import matplotlib.pyplot as plt
 
     digits = sorted(scores) if digits is None else [d for d in digits if d in scores]
+    if not digits:  # none of the chosen digits was run: show the digits that were
+        digits = sorted(scores)[:4]
     images = np.asarray(images)
     if images.ndim == 4:
         images = images[:, 0] if images.shape[1] == 1 else np.moveaxis(images, 1, -1)
@@ -284,7 +286,11 @@ def add_parser(subparsers) -> None:
     """Register ``ffoc bench images``."""
     parser = subparsers.add_parser(
         "images", help="one-vs-rest digits (MNIST or 8x8 digits): conv FF and BP against raw-pixel baselines",
-        description=__doc__.split("\n\n")[1].replace("\n", " "),
+        description=(
+            "One-vs-rest digits: for each digit, train on 80% of its images and test on the other 20% and "
+            "all images of the other digits. FFOneClassImage with its defaults, trained forward-forward and "
+            "by backprop, against OneClassSVM, IsolationForest and KNN on raw pixels."
+        ),
     )
     parser.add_argument("--dataset", choices=["mnist", "digits"], default="mnist",
                         help="MNIST test set from --data-dir, or scikit-learn's 8x8 digits (default: %(default)s)")

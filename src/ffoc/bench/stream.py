@@ -276,7 +276,9 @@ def _run(args: argparse.Namespace) -> int:
 def add_parser(subparsers) -> None:
     """Register ``ffoc bench stream``."""
     parser = subparsers.add_parser("stream", help="online training: accuracy against fit, memory, drift",
-                                   description=__doc__.split("\n\n")[0])
+                                   description="Online training against fit (accuracy), peak memory of "
+                                               "ffoc fit --stream against file size, and accuracy under drift; "
+                                               "writes the streaming section of BENCHMARKS.md.")
     parser.add_argument("--parts", default="accuracy,memory,drift",
                         help="comma-separated parts to run (default: %(default)s)")
     parser.add_argument("--data-dir", help="folder with the ADBench .npz files (accuracy part)")

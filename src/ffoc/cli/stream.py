@@ -10,6 +10,7 @@ continues, so the final model equals that of a run that was never interrupted.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from . import CommandError
@@ -87,6 +88,8 @@ def _as_json(value):
 
 def fit_stream_command(args: argparse.Namespace) -> int:
     """Train on DATA chunk by chunk, with optional checkpoints and resume; save the model to --out."""
+    from tqdm.auto import tqdm
+
     from ..checkpoint import save_checkpoint
     from ..estimator import FFOneClass
     from ..io import iter_table_chunks
@@ -107,9 +110,12 @@ def fit_stream_command(args: argparse.Namespace) -> int:
         detector.set_params(verbose=args.verbose)
 
     chunks = iter_table_chunks(args.data, args.chunk_size, header=False if args.no_header else None)
+    # The number of chunks is unknown until the file ends, so the bar counts chunks and rows.
+    bar = tqdm(desc="stream", unit="chunk", disable=not args.verbose, file=sys.stderr)
     n_chunks = 0
     n_rows = 0
     for n_chunks, chunk in enumerate(chunks, start=1):
+        bar.update(1)
         if n_chunks <= chunks_done:
             continue  # trained on before the interruption
         features = _chunk_features(chunk, args)
@@ -117,10 +123,12 @@ def fit_stream_command(args: argparse.Namespace) -> int:
             continue
         detector.partial_fit(features)
         n_rows += features.shape[0]
+        bar.set_postfix(rows=n_rows)
         if args.checkpoint_every and n_chunks % args.checkpoint_every == 0:
             save_checkpoint(detector, checkpoint, progress={
                 "data": str(args.data), "chunk_size": args.chunk_size, "chunks_done": n_chunks,
             })
+    bar.close()
     if not hasattr(detector, "layers_"):
         raise CommandError(f"{args.data} has no training rows" + (
             f" with label {args.normal_label!r}" if args.normal_label is not None else ""))

@@ -81,9 +81,9 @@ def resolve_data_dir(
         data_dir = default_data_dir()
         if data_dir is None:
             raise FileNotFoundError(
-                f"no data folder given and {DATA_DIR_ENV} is not set; pass "
-                f"data_dir=... or set {DATA_DIR_ENV} to the folder that contains "
-                f"the {subfolder!r} files"
+                f"no data folder given and {DATA_DIR_ENV} is not set; pass --data-dir on the "
+                f"command line (data_dir= in Python) or set {DATA_DIR_ENV}, naming the folder "
+                f"that holds the {subfolder!r} files or its parent folder"
             )
     folder = Path(data_dir)
     if not folder.is_dir():
