@@ -79,10 +79,23 @@ def test_cli_headerless_file(tmp_path):
     [
         (["fit", "missing.csv", "--out", "m.safetensors"], "not found"),
         (["score", "missing.safetensors", "x.csv"], "not found"),
+        (["score", ".", "x.csv"], "is a folder"),
+        (["fit", "x.csv", "--out", "m.safetensors", "--resume"], "--resume applies only with --stream"),
+        (["fit", "x.csv", "--out", "m.safetensors", "--chunk-size", "5", "--checkpoint-every", "1"],
+         "--chunk-size, --checkpoint-every apply only with --stream"),
+        (["fit", "x.csv", "--out", "m.safetensors", "--stream", "--checkpoint", "x.csv"],
+         "--checkpoint 'x.csv' is the input file"),
+        (["fit", "x.csv", "--out", "m.safetensors", "--stream", "--checkpoint", "m.safetensors"],
+         "is the --out file"),
+        (["fit", "x.csv", "--out", "/dev/null"], "not a regular file"),
+        (["fit", "x.csv", "--out", "readonly.safetensors", "--epochs", "1"], "is read-only"),
     ],
 )
 def test_cli_errors_are_one_line(arguments, message, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "x.csv").write_text("a,b\n" + "".join(f"{i},{i % 3}\n" for i in range(30)), encoding="utf-8")
+    (tmp_path / "readonly.safetensors").write_bytes(b"old")
+    (tmp_path / "readonly.safetensors").chmod(0o444)
     assert main(arguments) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
@@ -178,3 +191,22 @@ def test_cli_score_ignores_columns_the_model_does_not_use(banknote_csv, tmp_path
     assert main(["score", str(model), str(path), "--output", str(tmp_path / "s.csv")]) == 0
     assert label in capsys.readouterr().err
     assert len(pd.read_csv(tmp_path / "s.csv")) == len(frame)
+
+
+def test_cli_demo_rejects_zero_splits(capsys):
+    with pytest.raises(SystemExit):
+        main(["demo", "--splits", "0"])
+    assert "give a positive integer" in capsys.readouterr().err
+
+
+def test_cli_resume_rejects_other_data(tmp_path, capsys):
+    frame = pd.DataFrame(np.random.default_rng(0).normal(size=(300, 3)), columns=["a", "b", "c"])
+    first, second = tmp_path / "first.csv", tmp_path / "second.csv"
+    frame.to_csv(first, index=False)
+    frame.to_csv(second, index=False)
+    common = ["--stream", "--chunk-size", "100", "--checkpoint-every", "1", "--hidden-layer-sizes", "8",
+              "--out", str(tmp_path / "m.safetensors")]
+    assert main(["fit", str(first), *common]) == 0
+    capsys.readouterr()
+    assert main(["fit", str(second), *common, "--resume"]) == 1
+    assert "resume with the same DATA" in capsys.readouterr().err

@@ -164,3 +164,15 @@ def test_load_csv_named_as_model_says_not_a_model(tmp_path):
     path.write_text("a,b,c\n" + "1.0,2.0,3.0\n" * 100, encoding="utf-8")
     with pytest.raises(ModelFileError, match="does not start with a safetensors header"):
         load(path)
+
+
+def test_save_after_structural_set_params_raises(tmp_path, rng):
+    model = FFOneClass(epochs=1, hidden_layer_sizes=(8, 8), random_state=0).fit(rng.normal(size=(60, 3)))
+    model.set_params(normalize_input=True)
+    with pytest.raises(ValueError, match=r"normalize_input \(False at fit, True now\) changed after fit"):
+        model.save(tmp_path / "m.safetensors")
+    assert not (tmp_path / "m.safetensors").exists()
+
+    model.set_params(normalize_input=False, hidden_layer_sizes=[8, 8], contamination=0.2, verbose=1)
+    model.save(tmp_path / "m.safetensors")  # same structure; training and threshold settings may change
+    assert load(tmp_path / "m.safetensors").hidden_layer_sizes == (8, 8)

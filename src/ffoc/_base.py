@@ -30,6 +30,21 @@ __all__: list[str] = []
 _MIN_SCORE_STD = 1e-12
 
 
+#: Parameters that shape the fitted network or its per-layer state; a change needs a new fit.
+#: The others (training settings, ``contamination``, ``score_layers``, ``verbose``...) may change freely.
+STRUCTURAL_PARAMS = (
+    "objective", "trainer", "hidden_layer_sizes", "activation", "bias", "normalize_input", "normalize_hidden",
+    "nu", "theta", "conv_channels", "kernel_size", "pool_size", "pooling", "scaling", "value_range",
+)
+
+
+def _comparable(value):
+    """Return ``value`` with sequences as lists, so that (64, 64), [64, 64] and arrays compare equal."""
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return np.asarray(value).tolist()
+    return value
+
+
 class _BaseFFOneClass(OutlierMixin, BaseEstimator):
     """Layer-wise one-class detector: the parts that do not depend on the input's form."""
 
@@ -47,6 +62,28 @@ class _BaseFFOneClass(OutlierMixin, BaseEstimator):
         order = torch.randperm(X_train.shape[0], generator=generator)
         return X_train[order[n_valid:]], X_train[order[:n_valid]]
 
+    def _remember_structure(self) -> None:
+        """Record the parameters that shape the network just built, to detect later changes."""
+        params = self.get_params(deep=False)
+        self._fitted_structure = {key: _comparable(params[key]) for key in STRUCTURAL_PARAMS if key in params}
+
+    def _check_structure_unchanged(self, action: str) -> None:
+        """Raise ValueError if a parameter in :data:`STRUCTURAL_PARAMS` changed since the network was built.
+
+        ``action`` names what the caller was about to do, for the message.
+        """
+        fitted = getattr(self, "_fitted_structure", None)
+        if fitted is None:
+            return
+        params = self.get_params(deep=False)
+        changed = [f"{key} ({value!r} at fit, {_comparable(params[key])!r} now)"
+                   for key, value in fitted.items() if _comparable(params[key]) != value]
+        if changed:
+            raise ValueError(
+                f"{type(self).__name__}: {', '.join(changed)} changed after fit, but the fitted network "
+                f"still uses the old value(s). Call fit again, or set them back before {action}."
+            )
+
     def _n_holdout(self, n_samples: int) -> int:
         # Keep at least one sample on each side of the holdout.
         return min(n_samples - 1, max(1, int(round(self.validation_fraction * n_samples))))
@@ -54,6 +91,7 @@ class _BaseFFOneClass(OutlierMixin, BaseEstimator):
     def _fit_network(self, X_train: torch.Tensor, X_valid: torch.Tensor | None, generator: torch.Generator) -> None:
         """Build the layers, estimate their initial states, train them and set the score statistics."""
         self.layers_ = self._build_layers(generator)
+        self._remember_structure()
         self._objective = get_objective(self.objective, nu=self.nu)
         self.states_ = estimate_states(
             self.layers_, self._objective, X_train, nu=self.nu, theta=self.theta
@@ -235,6 +273,7 @@ class _BaseFFOneClass(OutlierMixin, BaseEstimator):
         self.layers_ = self._build_layers(torch.Generator().manual_seed(0))
         layer_tensors = {name[len("layers."):]: t for name, t in tensors.items() if name.startswith("layers.")}
         self.layers_.load_state_dict(layer_tensors, strict=True)
+        self._remember_structure()
 
         self.states_ = [
             LayerState(

@@ -539,10 +539,13 @@ def atomic_write(
     Raises
     ------
     ValueError
-        If ``mode`` is not a write mode listed above, or ``encoding`` or
-        ``newline`` is given in binary mode.
+        If ``mode`` is not a write mode listed above, ``encoding`` or
+        ``newline`` is given in binary mode, or ``path`` is a device, pipe or
+        socket.
     FileNotFoundError
         If the destination folder does not exist.
+    IsADirectoryError, PermissionError
+        If ``path`` is a folder, or a file that nobody may write.
 
     Notes
     -----
@@ -572,6 +575,8 @@ def atomic_write(
             "create it first"
         )
 
+    _check_replaceable(path)
+
     descriptor, temporary = _create_temporary_file(path)
     try:
         if path.exists():
@@ -595,6 +600,22 @@ def atomic_write(
         temporary.unlink(missing_ok=True)
         raise
     _fsync_directory(folder)
+
+
+def _check_replaceable(path: Path) -> None:
+    """Raise unless ``path`` is missing or a regular file that its owner may write."""
+    if not path.exists():
+        return
+    if path.is_dir():
+        raise IsADirectoryError(f"output path {str(path)!r} is a folder; give a file name inside it")
+    if not path.is_file():
+        raise ValueError(
+            f"output path {str(path)!r} is not a regular file (a device, pipe or socket); give a file name"
+        )
+    if not path.stat().st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH) or not os.access(path, os.W_OK):
+        raise PermissionError(
+            f"output file {str(path)!r} is read-only; make it writable (chmod u+w) or choose another name"
+        )
 
 
 def write_table(

@@ -168,6 +168,9 @@ def save(estimator, path) -> None:
     from sklearn.utils.validation import check_is_fitted
 
     check_is_fitted(estimator)
+    check_unchanged = getattr(estimator, "_check_structure_unchanged", None)
+    if check_unchanged is not None:
+        check_unchanged("saving")  # the file must describe the network that is saved
     tensors, fitted = estimator._fitted_state()
     atomic_write_bytes(path, to_bytes(tensors, _metadata(estimator, fitted)))
 
@@ -205,6 +208,8 @@ def _read_file(path, kind: str) -> tuple[dict[str, torch.Tensor], dict[str, str]
     ``kind`` ("Model" or "Checkpoint") names the file in the error message when it is missing.
     """
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{kind} file {str(path)!r} is a folder; give the path of a .safetensors file.")
     if not path.is_file():
         raise FileNotFoundError(f"{kind} file {str(path)!r} not found.")
     source = repr(str(path))

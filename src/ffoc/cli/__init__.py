@@ -12,7 +12,10 @@ import argparse
 import importlib
 import logging
 import os
+import signal
 import sys
+import threading
+import warnings
 
 __all__ = ["main", "CommandError"]
 
@@ -54,6 +57,10 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if getattr(args, "verbose", 0) else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    previous_format = warnings.formatwarning
+    warnings.formatwarning = _one_line_warning
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous_handler = signal.signal(signal.SIGTERM, _interrupt_on_sigterm) if in_main_thread else None
     try:
         return int(args.handler(args) or 0)
     except KeyboardInterrupt:
@@ -67,6 +74,20 @@ def main(argv: list[str] | None = None) -> int:
         message = str(error).strip().replace("\n", " ") or type(error).__name__
         print(f"ffoc {args.command}: error: {message}", file=sys.stderr)
         return 1
+    finally:
+        warnings.formatwarning = previous_format
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous_handler)
+
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """Format a warning as one line for the terminal, without the source line that raised it."""
+    return f"ffoc: warning: {message}\n"
+
+
+def _interrupt_on_sigterm(signum, frame) -> None:
+    """Turn SIGTERM into KeyboardInterrupt, so that file writes in progress clean up as on Ctrl-C."""
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":  # pragma: no cover

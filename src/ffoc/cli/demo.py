@@ -7,6 +7,8 @@ import time
 
 import numpy as np
 
+from .stream import _positive_int
+
 __all__ = ["add_parser", "run_demo"]
 
 
@@ -72,7 +74,7 @@ def add_parser(subparsers) -> None:
         description="Train forward-forward and backprop detectors on the bundled banknote data (one-class "
                     "protocol: genuine notes train, forged notes are the anomalies) and print accuracy, F1, "
                     "AUROC and AUPRC over several split seeds.")
-    demo.add_argument("--splits", type=int, default=5, help="number of split seeds (default: %(default)s)")
+    demo.add_argument("--splits", type=_positive_int, default=5, help="number of split seeds (default: %(default)s)")
     from ..objectives import OBJECTIVES
 
     demo.add_argument("--objective", choices=sorted(OBJECTIVES), default=None,

@@ -20,6 +20,10 @@ def _positive_ints(text: str) -> tuple[int, ...]:
     return values
 
 
+#: Largest image side accepted by --size: 4096 x 4096 float32 pixels are already 64 MiB per image.
+_MAX_SIDE = 4096
+
+
 def _size(text: str) -> tuple[int, int]:
     try:
         width, height = (int(part) for part in text.lower().split("x"))
@@ -27,6 +31,11 @@ def _size(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(f"invalid size {text!r}; give WIDTHxHEIGHT such as 28x28") from None
     if width < 1 or height < 1:
         raise argparse.ArgumentTypeError(f"invalid size {text!r}; width and height must be at least 1")
+    if width > _MAX_SIDE or height > _MAX_SIDE:
+        raise argparse.ArgumentTypeError(
+            f"invalid size {text!r}; width and height must be at most {_MAX_SIDE} pixels (a one-class "
+            "network needs far fewer; downscale the images)"
+        )
     return width, height
 
 

@@ -128,6 +128,8 @@ def _check_output_path(output, data, option: str) -> Path:
     output = Path(output)
     if output.is_dir():
         raise CommandError(f"{option} {str(output)!r} is a folder; give a file name")
+    if output.exists() and not output.is_file():
+        raise CommandError(f"{option} {str(output)!r} is not a regular file (a device, pipe or socket); give a file name")
     if not output.parent.is_dir() and str(output.parent):
         raise CommandError(f"{option} {str(output)!r}: folder {str(output.parent)!r} does not exist; create it first")
     if output.exists() and Path(data).exists() and output.resolve() == Path(data).resolve():
@@ -138,6 +140,9 @@ def _check_output_path(output, data, option: str) -> Path:
 def _fit(args: argparse.Namespace) -> int:
     from ..estimator import FFOneClass
 
+    from .stream import check_stream_options
+
+    check_stream_options(args)
     out = _check_output_path(args.out, args.data, "--out")
     if args.stream:
         from .stream import fit_stream_command

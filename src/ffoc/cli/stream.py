@@ -33,18 +33,30 @@ def _positive_int(text: str) -> int:
 def add_stream_options(parser: argparse.ArgumentParser) -> None:
     """Add ``--chunk-size``, ``--checkpoint-every``, ``--checkpoint`` and ``--resume`` to ``ffoc fit``."""
     group = parser.add_argument_group("streaming (with --stream)")
-    group.add_argument("--chunk-size", type=_positive_int, default=_DEFAULT_CHUNK_SIZE, metavar="N",
-                       help="rows read and trained on per partial_fit call (default: %(default)s)")
+    group.add_argument("--chunk-size", type=_positive_int, metavar="N",
+                       help=f"rows read and trained on per partial_fit call (default: {_DEFAULT_CHUNK_SIZE})")
     group.add_argument("--checkpoint-every", type=_positive_int, metavar="K",
                        help="write a checkpoint after every K chunks (default: no checkpoints)")
     group.add_argument("--checkpoint", metavar="FILE",
                        help="checkpoint file (default: MODEL with the suffix .checkpoint.safetensors)")
-    group.add_argument("--forgetting", type=float, default=0.0, metavar="F",
+    group.add_argument("--forgetting", type=float, metavar="F",
                        help="per-row decay of the running statistics, a memory of about 1/F rows, "
-                            "so that the detector follows drift (default: %(default)s, no decay)")
+                            "so that the detector follows drift (default: 0, no decay)")
     group.add_argument("--resume", action="store_true",
                        help="continue the run saved in the checkpoint file, skipping the chunks it "
                             "already trained on; give the same DATA, --chunk-size and model options")
+
+
+_STREAM_ONLY = ("chunk_size", "checkpoint_every", "checkpoint", "forgetting", "resume")
+
+
+def check_stream_options(args: argparse.Namespace) -> None:
+    """Reject streaming options given without ``--stream``, which a full fit would ignore."""
+    given = [name for name in _STREAM_ONLY if getattr(args, name, None) not in (None, False)]
+    if given and not args.stream:
+        options = ", ".join("--" + name.replace("_", "-") for name in given)
+        verb = "applies" if len(given) == 1 else "apply"
+        raise CommandError(f"{options} {verb} only with --stream; add --stream or drop them")
 
 
 def default_checkpoint_path(out: Path) -> Path:
@@ -69,6 +81,12 @@ def _resume(args: argparse.Namespace, checkpoint: Path, params: dict):
     if not checkpoint.is_file():
         raise CommandError(f"--resume: checkpoint {str(checkpoint)!r} not found; run without --resume to start")
     detector, progress = load_checkpoint(checkpoint)
+    saved_data = progress.get("data")
+    if saved_data is not None and Path(saved_data).resolve() != Path(args.data).resolve():
+        raise CommandError(
+            f"--resume: the checkpoint was written while training on {saved_data!r}, not {str(args.data)!r}; "
+            "resume with the same DATA"
+        )
     if progress.get("chunk_size") != args.chunk_size:
         raise CommandError(
             f"--resume: the checkpoint was written with --chunk-size {progress.get('chunk_size')}, "
@@ -93,15 +111,19 @@ def fit_stream_command(args: argparse.Namespace) -> int:
     from ..checkpoint import save_checkpoint
     from ..estimator import FFOneClass
     from ..io import iter_table_chunks
-    from .model import estimator_params
+    from .model import _check_output_path, estimator_params
 
     out = Path(args.out)
     if out.is_dir():
         raise CommandError(f"--out {str(out)!r} is a folder; give a file name such as model.safetensors")
     if args.normal_label is not None and args.label_column is None:
         raise CommandError("--normal-label requires --label-column, the column that contains the labels")
+    args.chunk_size = args.chunk_size or _DEFAULT_CHUNK_SIZE
     checkpoint = Path(args.checkpoint) if args.checkpoint else default_checkpoint_path(out)
-    params = {**estimator_params(args), "forgetting": args.forgetting}
+    _check_output_path(checkpoint, args.data, "--checkpoint")
+    if checkpoint.resolve() == out.resolve():
+        raise CommandError(f"--checkpoint {str(checkpoint)!r} is the --out file; give the checkpoint another name")
+    params = {**estimator_params(args), "forgetting": args.forgetting or 0.0}
 
     chunks_done = 0
     detector = FFOneClass(**params)
