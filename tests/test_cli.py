@@ -88,6 +88,7 @@ def test_cli_headerless_file(tmp_path):
         (["fit", "x.csv", "--out", "m.safetensors", "--stream", "--checkpoint", "m.safetensors"],
          "is the --out file"),
         (["fit", "x.csv", "--out", "/dev/null"], "not a regular file"),
+        (["score", "m.safetensors", "x.csv", "--output", ""], "--output is empty"),
         (["fit", "x.csv", "--out", "readonly.safetensors", "--epochs", "1"], "is read-only"),
     ],
 )

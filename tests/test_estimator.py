@@ -335,3 +335,9 @@ def test_fit_header_only_frame_says_no_rows():
     frame = pd.DataFrame(columns=["a", "b"])
     with pytest.raises(ValueError, match="columns but no rows"):
         FFOneClass().fit(frame)
+
+
+def test_fit_identical_rows_warns_flat_scores():
+    X = np.tile([[1.0, 2.0, 3.0]], (20, 1))
+    with pytest.warns(UserWarning, match="nearly the same score"):
+        FFOneClass(epochs=1, hidden_layer_sizes=(8,), random_state=0).fit(X)

@@ -339,3 +339,10 @@ def test_write_table_unknown_suffix_raises(tmp_path):
     with pytest.raises(ValueError, match="unsupported table file suffix.*scores.json"):
         write_table(_sample_frame(2), tmp_path / "scores.json")
     assert ".parquet" in SUPPORTED_SUFFIXES
+
+
+def test_read_table_semicolon_file_says_separator(tmp_path):
+    path = tmp_path / "semicolons.csv"
+    path.write_text("a;b;c\n1;2;3\n4;5;6\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="looks semicolon-separated"):
+        read_table(path)

@@ -12,6 +12,7 @@ signature), ``fit``, ``_check_X``, ``_to_tensor``, ``_build_layers``,
 from __future__ import annotations
 
 import contextlib
+import warnings
 
 import numpy as np
 import torch
@@ -170,7 +171,18 @@ class _BaseFFOneClass(OutlierMixin, BaseEstimator):
         train_layer_scores = layer_scores(self.layers_, self._objective, self.states_, X_train)
         self._check_train_scores(train_layer_scores)
         self.layer_score_mean_ = train_layer_scores.mean(axis=0)
-        self.layer_score_std_ = np.maximum(train_layer_scores.std(axis=0), _MIN_SCORE_STD)
+        spread = train_layer_scores.std(axis=0)
+        flat = np.flatnonzero(spread <= np.maximum(_MIN_SCORE_STD, 1e-6 * np.abs(self.layer_score_mean_)))
+        if flat.size:
+            warnings.warn(
+                f"{type(self).__name__}: every training row gets nearly the same score at layer(s) "
+                f"{', '.join(map(str, flat))} (training score standard deviation "
+                f"{', '.join(f'{spread[k]:.3g}' for k in flat)}), so scores of new rows are not comparable "
+                "across layers. This happens with one row, identical rows or a collapsed network: train on "
+                "more, varied rows or lower learning_rate.",
+                UserWarning,
+            )
+        self.layer_score_std_ = np.maximum(spread, _MIN_SCORE_STD)
         train_scores = self._combine(train_layer_scores)
         self.offset_ = float(self._offset_from(train_scores))
 

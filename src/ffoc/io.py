@@ -181,6 +181,14 @@ def _finish_text_frame(
 ) -> pd.DataFrame:
     if not has_header:
         frame.columns = [str(position) for position in frame.columns]
+    if frame.shape[1] == 1:
+        name = str(frame.columns[0])
+        for separator, label in ((";", "semicolon"), ("\t", "tab"), ("|", "pipe")):
+            if separator in name:
+                raise ValueError(
+                    f"the file has one column named {name!r}, so it looks {label}-separated; ffoc reads "
+                    "comma-separated .csv and tab-separated .tsv files. Convert it to commas or rename it .tsv."
+                )
     if columns is not None:
         # usecols keeps the file's column order, so restore the requested order.
         frame = frame[columns]

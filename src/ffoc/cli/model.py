@@ -207,6 +207,8 @@ def write_scores(scores: np.ndarray, offset: float, output: str | None, unit: st
 def _score(args: argparse.Namespace) -> int:
     from .. import load
 
+    if args.output == "":
+        raise CommandError("--output is empty; give a file name, or leave --output out to write to stdout")
     if args.output:
         _check_output_path(args.output, args.data, "--output")
     detector = load(args.model)
