@@ -211,3 +211,15 @@ def test_cli_resume_rejects_other_data(tmp_path, capsys):
     capsys.readouterr()
     assert main(["fit", str(second), *common, "--resume"]) == 1
     assert "resume with the same DATA" in capsys.readouterr().err
+
+
+def test_cli_score_with_image_model_points_to_score_images(tmp_path, capsys):
+    from ffoc.images import FFOneClassImage
+
+    images = np.random.default_rng(0).random((20, 8, 8))
+    model = tmp_path / "images.safetensors"
+    FFOneClassImage(epochs=1, random_state=0).fit(images).save(model)
+    data = tmp_path / "rows.csv"
+    pd.DataFrame(np.zeros((3, 64))).to_csv(data, index=False)
+    assert main(["score", str(model), str(data)]) == 1
+    assert "score a folder of images with ffoc score-images" in capsys.readouterr().err

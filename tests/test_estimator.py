@@ -187,7 +187,7 @@ def test_ffoneclass_scoring_before_fit_raises():
         (np.array([[1.0, np.nan], [2.0, 3.0]]), r"NaN at row 0, column 1"),
         (np.array([[1.0, 2.0], [np.inf, 3.0]]), r"inf at row 1, column 0"),
         (np.empty((0, 3)), r"0 sample"),
-        (np.array([1.0, 2.0, 3.0]), r"Expected 2D array"),
+        (np.array([1.0, 2.0, 3.0]), r"expects a 2-D array"),
         (np.zeros((2, 2, 2)), r"dim 3|3D|3 dimensions|Found array with dim 3"),
         (np.array([["a", "b"], ["c", "d"]]), r"numeric"),
     ],
@@ -341,3 +341,8 @@ def test_fit_identical_rows_warns_flat_scores():
     X = np.tile([[1.0, 2.0, 3.0]], (20, 1))
     with pytest.warns(UserWarning, match="nearly the same score"):
         FFOneClass(epochs=1, hidden_layer_sizes=(8,), random_state=0).fit(X)
+
+
+def test_fit_one_dimensional_input_says_reshape():
+    with pytest.raises(ValueError, match=r"got a 1-D array of shape \(10,\)"):
+        FFOneClass().fit(np.arange(10.0))

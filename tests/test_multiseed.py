@@ -95,3 +95,8 @@ def test_fit_seeds_rejects_no_seeds(rng):
 def test_fit_batch_rejects_mismatched_lengths(rng):
     with pytest.raises(ValueError, match="one training set per estimator"):
         fit_batch([FFOneClass(epochs=1)], [])
+
+
+def test_fit_seeds_rejects_int_seed_count():
+    with pytest.raises(TypeError, match=r"sequence of seeds such as range\(3\)"):
+        fit_seeds(FFOneClass(), np.zeros((10, 2)), 3)

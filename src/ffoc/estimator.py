@@ -465,6 +465,11 @@ class FFOneClass(OnlineMixin, _BaseFFOneClass):
                 ensure_min_samples=1,
             )
         except ValueError as error:
+            if "Expected 2D array, got 1D array" in str(error):
+                raise ValueError(
+                    f"{name} expects a 2-D array of shape (n_samples, n_features), got a 1-D array of shape "
+                    f"{np.shape(X)}. Reshape your data: X.reshape(-1, 1) for one feature, X.reshape(1, -1) for one sample."
+                ) from None
             if "could not convert" in str(error):
                 raise ValueError(
                     f"{name} needs numeric input: {error}. Convert the data to numbers first."

@@ -35,6 +35,7 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Sequence
+from numbers import Integral
 
 import torch
 from sklearn.base import clone
@@ -88,6 +89,10 @@ def fit_seeds(estimator: FFOneClass, X, random_states: Sequence[int]) -> list[FF
     >>> len(models), models[3].random_state
     (4, 3)
     """
+    if isinstance(random_states, Integral):
+        raise TypeError(
+            f"random_states must be a sequence of seeds such as range({random_states}), got the int {random_states}."
+        )
     random_states = list(random_states)
     if not random_states:
         raise ValueError("random_states is empty; pass at least one seed, for example range(5).")

@@ -212,6 +212,11 @@ def _score(args: argparse.Namespace) -> int:
     if args.output:
         _check_output_path(args.output, args.data, "--output")
     detector = load(args.model)
+    from ..images import FFOneClassImage
+
+    if isinstance(detector, FFOneClassImage):
+        raise CommandError(f"{args.model} is an image model (FFOneClassImage); score a folder of images with "
+                           "ffoc score-images")
     features, _ = _read_features(args, keep_normal=False)
     names = getattr(detector, "feature_names_in_", None)
     if names is None:
