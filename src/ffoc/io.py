@@ -553,7 +553,7 @@ def atomic_write(
     FileNotFoundError
         If the destination folder does not exist.
     IsADirectoryError, PermissionError
-        If ``path`` is a folder, or a file that nobody may write.
+        If ``path`` is a folder, or a read-only file.
 
     Notes
     -----

@@ -288,12 +288,31 @@ class OnlineMixin:
     # ------------------------------------------------------------------ one call
 
     def _partial_fit(self, X, *, start: bool) -> None:
-        """Run one ``partial_fit`` call; ``start`` discards any earlier training first."""
+        """Run one ``partial_fit`` call; ``start`` discards any earlier training first.
+
+        A call that raises, a TrainingDivergedError included, leaves the detector
+        as it was before the call.
+        """
         self._check_stream_schedule()
         stream = getattr(self, "_stream", None)
         continuing = not start and stream is not None and stream.layers is getattr(self, "layers_", None)
         fitted_elsewhere = not start and not continuing and hasattr(self, "layers_")
 
+        saved = _Rollback.save(self, continuing=continuing)
+        try:
+            self._run_call(X, continuing=continuing, fitted_elsewhere=fitted_elsewhere, saved=saved)
+        except TrainingDivergedError as error:
+            saved.restore(self)
+            error.args = (
+                f"{error.args[0]} {type(self).__name__} keeps its state from before this call, so it still "
+                "scores and saves as it did then.",
+            )
+            raise
+        except BaseException:
+            saved.restore(self)
+            raise
+
+    def _run_call(self, X, *, continuing: bool, fitted_elsewhere: bool, saved: _Rollback) -> None:
         X = self._check_X(X, reset=not (continuing or fitted_elsewhere))
         if fitted_elsewhere:
             self._continue_from_fitted()
@@ -303,7 +322,7 @@ class OnlineMixin:
 
         # Running statistics first, so that this call's rows are scaled with them.
         self._update_scaler(X)
-        self._offer_to_reservoir(X)
+        saved.reservoir_rows = self._offer_to_reservoir(X)
         stream.n_seen += X.shape[0]
         stream.n_calls += 1
 
@@ -349,6 +368,13 @@ class OnlineMixin:
                 f"Online training diverged in partial_fit call {stream.n_calls}: the mean loss is {mean}. "
                 "Lower learning_rate, or check the input for extreme values."
             )
+        for k, layer in enumerate(self.layers_):
+            for name, parameter in layer.named_parameters():
+                if not torch.isfinite(parameter).all():
+                    raise TrainingDivergedError(
+                        f"Online training diverged in partial_fit call {stream.n_calls}: layer {k}'s {name} "
+                        "is no longer finite. Lower learning_rate, or check the input for extreme values."
+                    )
         self.history_.layer_losses.append(mean)
 
     # ------------------------------------------------------------------ starting
@@ -416,21 +442,47 @@ class OnlineMixin:
     # ------------------------------------------------------------------ running statistics
 
     def _update_scaler(self, X: np.ndarray) -> None:
-        """Merge the rows of ``X`` into the running mean and variance (Chan et al.)."""
+        """Merge the rows of ``X`` into the running mean and variance (Chan et al.).
+
+        Each column is divided by a power of two near its magnitude first, so the
+        squares in the variance can neither overflow nor underflow for any finite
+        input. Scaling by a power of two is exact, so at ordinary magnitudes the
+        result is bit for bit that of the unscaled update.
+        """
         stream = self._stream
         n = X.shape[0]
-        batch_mean = X.mean(axis=0)
-        batch_var = X.var(axis=0)
+        old_std = _running_std(self.scaler_)
+        magnitude = np.maximum.reduce([np.abs(X).max(axis=0), np.abs(self.scaler_.mean_), old_std])
+        _, exponent = np.frexp(magnitude)  # magnitude < 2**exponent, and exponent = 0 for 0
+
+        # Merge in units of 2**exponent.
+        Xs = np.ldexp(X, -exponent)
+        old_mean = np.ldexp(self.scaler_.mean_, -exponent)
+        old_var = np.where(
+            _var_is_exact(self.scaler_.var_), np.ldexp(self.scaler_.var_, -2 * exponent), np.ldexp(old_std, -exponent) ** 2
+        )
+        batch_mean = Xs.mean(axis=0)
+        batch_var = Xs.var(axis=0)
         old_weight = stream.weight * (1.0 - self._forgetting()) ** n
         new_weight = old_weight + n
-        delta = batch_mean - self.scaler_.mean_
-        mean = self.scaler_.mean_ + delta * (n / new_weight)
-        var = (old_weight * self.scaler_.var_ + n * batch_var + delta**2 * (old_weight * n / new_weight)) / new_weight
-        stream.weight = new_weight
-        self.scaler_ = _scaler_from(mean, var, stream.n_seen + n)
+        delta = batch_mean - old_mean
+        mean = old_mean + delta * (n / new_weight)
+        var = (old_weight * old_var + n * batch_var + delta**2 * (old_weight * n / new_weight)) / new_weight
+        var = np.maximum(var, 0.0)
 
-    def _offer_to_reservoir(self, X: np.ndarray) -> None:
-        """Offer each row of ``X`` to the reservoir (Algorithm R, or the biased reservoir)."""
+        stream.weight = new_weight
+        with np.errstate(over="ignore", under="ignore"):
+            # var_ is inf above a standard deviation of about 1e154; std carries it there.
+            full_var = np.ldexp(var, 2 * exponent)
+        std = np.ldexp(np.sqrt(var), exponent)
+        self.scaler_ = _scaler_from(np.ldexp(mean, exponent), full_var, stream.n_seen + n, std=std)
+
+    def _offer_to_reservoir(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """Offer each row of ``X`` to the reservoir (Algorithm R, or the biased reservoir).
+
+        Returns ``(reservoir, slots, rows)``, the rows that were replaced in
+        filled slots, for :class:`_Rollback`, or None when no filled slot changed.
+        """
         stream = self._stream
         capacity = stream.reservoir.shape[0]
 
@@ -441,7 +493,7 @@ class OnlineMixin:
             stream.reservoir_filled += n_free
         rest = X[n_free:]
         if rest.shape[0] == 0:
-            return
+            return None
 
         # Choose a slot per row, or no slot (-1). Rows are offered in order, so a later
         # row that lands on the same slot replaces an earlier one.
@@ -458,12 +510,14 @@ class OnlineMixin:
         slots = slots.astype(np.int64)
         chosen = np.flatnonzero(slots >= 0)
         if chosen.size == 0:
-            return
+            return None
         # Keep only the last row offered to each slot.
         reversed_slots = slots[chosen][::-1]
         _, first_in_reversed = np.unique(reversed_slots, return_index=True)
         last = chosen[::-1][first_in_reversed]
+        replaced = (stream.reservoir, slots[last], stream.reservoir[slots[last]])  # fancy indexing copies
         stream.reservoir[slots[last]] = rest[last]
+        return replaced
 
     def _estimate_warm_up_states(self) -> None:
         """Estimate provisional states from the warm-up rows, so that the detector can score."""
@@ -492,7 +546,10 @@ class OnlineMixin:
                     LayerState(center=new.center, radius2=old.radius2, theta=old.theta, scale=old.scale)
                     for new, old in zip(self.states_, stream.train_states)
                 ]
+            self._check_radii()
         scores = layer_scores(self.layers_, self._objective, self.states_, X)
+        if stream.warmed_up:
+            self._check_train_scores(scores)
         self.layer_score_mean_ = scores.mean(axis=0)
         self.layer_score_std_ = np.maximum(scores.std(axis=0), _MIN_SCORE_STD)
         self.offset_ = float(self._offset_from(self._combine(scores)))
@@ -506,15 +563,102 @@ class OnlineMixin:
         return self._to_tensor(stream.reservoir[: stream.reservoir_filled])
 
 
-def _scaler_from(mean: np.ndarray, var: np.ndarray, n_samples_seen: int) -> StandardScaler:
-    """Return a fitted StandardScaler with the given mean and population variance."""
+@dataclass
+class _Rollback:
+    """The state that one ``partial_fit`` call changes, saved before it so that a failed call can be undone.
+
+    Attributes the call replaces are kept by reference. What it changes in place
+    is copied: the layer weights, and for a continued stream its counters,
+    optimizer state and generator state. The reservoir is not copied whole, because the call
+    records the rows it overwrites in ``reservoir_rows``.
+    """
+
+    attributes: dict
+    weights: list[torch.Tensor]
+    stream_fields: dict | None = None
+    optimizer_state: dict | None = None
+    generator_state: torch.Tensor | None = None
+    n_layer_losses: int = 0
+    reservoir_rows: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    @classmethod
+    def save(cls, estimator, *, continuing: bool) -> _Rollback:
+        layers = getattr(estimator, "layers_", None)
+        weights = [] if layers is None else [t.detach().clone() for t in layers.state_dict().values()]
+        history = getattr(estimator, "history_", None)
+        saved = cls(
+            attributes=dict(estimator.__dict__),
+            weights=weights,
+            n_layer_losses=0 if history is None else len(history.layer_losses),
+        )
+        if continuing:
+            stream = estimator._stream
+            saved.stream_fields = dict(stream.__dict__)
+            saved.stream_fields["warm_up_rows"] = list(stream.warm_up_rows)
+            saved.optimizer_state = {
+                parameter: {key: value.clone() if isinstance(value, torch.Tensor) else value
+                            for key, value in entries.items()}
+                for parameter, entries in stream.optimizer.state.items()
+            }
+            saved.generator_state = stream.generator.get_state()
+        return saved
+
+    def restore(self, estimator) -> None:
+        estimator.__dict__.clear()
+        estimator.__dict__.update(self.attributes)
+        layers = getattr(estimator, "layers_", None)
+        if layers is not None:
+            with torch.no_grad():
+                for tensor, saved in zip(layers.state_dict().values(), self.weights):
+                    tensor.copy_(saved)
+        history = getattr(estimator, "history_", None)
+        if history is not None:
+            del history.layer_losses[self.n_layer_losses :]
+        if self.reservoir_rows is not None:
+            reservoir, slots, rows = self.reservoir_rows
+            reservoir[slots] = rows
+        if self.stream_fields is not None:
+            stream = estimator._stream
+            stream.__dict__.update(self.stream_fields)
+            stream.optimizer.state.clear()
+            stream.optimizer.state.update(self.optimizer_state)
+            stream.generator.set_state(self.generator_state)
+
+
+def _scaler_from(mean: np.ndarray, var: np.ndarray, n_samples_seen: int, std: np.ndarray | None = None) -> StandardScaler:
+    """Return a fitted StandardScaler with the given mean and population variance.
+
+    ``std`` is the standard deviation where ``var`` overflows or underflows
+    float64 (standard deviations above about 1e154 or below about 1e-154); it
+    defaults to ``sqrt(var)``. As in :func:`ffoc.estimator._fit_scaler`, ``var_``
+    is then inf or 0 while ``scale_`` holds the standard deviation.
+    """
     scaler = StandardScaler()
     scaler.mean_ = np.asarray(mean, dtype=np.float64)
     scaler.var_ = np.maximum(np.asarray(var, dtype=np.float64), 0.0)
-    scale = np.sqrt(scaler.var_)
-    constant = scale <= _CONSTANT_RTOL * np.maximum(np.abs(scaler.mean_), 1.0)
+    scale = np.sqrt(scaler.var_) if std is None else np.array(std, dtype=np.float64)
+    constant = scale <= _CONSTANT_RTOL * np.abs(scaler.mean_)
     scale[constant] = 1.0
     scaler.scale_ = scale
     scaler.n_samples_seen_ = int(n_samples_seen)
     scaler.n_features_in_ = scaler.mean_.shape[0]
     return scaler
+
+
+def _var_is_exact(var: np.ndarray) -> np.ndarray:
+    """Return where ``var`` is a normal float64, neither overflowed to inf nor underflowed to a subnormal or 0."""
+    return (var >= np.finfo(np.float64).tiny) & (var < np.inf)
+
+
+def _running_std(scaler: StandardScaler) -> np.ndarray:
+    """Return the standard deviation of each column of a running scaler from ``var_``, or ``scale_`` where ``var_`` is not exact.
+
+    ``scale_`` is the standard deviation of every column not taken as constant,
+    and a constant column's deviation is below ``_CONSTANT_RTOL`` times its mean,
+    so 0 replaces it when its variance is not exact.
+    """
+    exact = _var_is_exact(scaler.var_)
+    std = np.sqrt(np.where(exact, scaler.var_, 0.0))
+    from_scale = ~exact & (scaler.scale_ != 1.0)
+    std[from_scale] = scaler.scale_[from_scale]
+    return std

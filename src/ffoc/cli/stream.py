@@ -52,10 +52,10 @@ _STREAM_ONLY = ("chunk_size", "checkpoint_every", "checkpoint", "forgetting", "r
 
 def check_stream_options(args: argparse.Namespace) -> None:
     """Reject streaming options given without ``--stream``, which a full fit would ignore."""
-    given = [name for name in _STREAM_ONLY if getattr(args, name, None) not in (None, False)]
-    if given and not args.stream:
-        options = ", ".join("--" + name.replace("_", "-") for name in given)
-        verb = "applies" if len(given) == 1 else "apply"
+    stream_options = [name for name in _STREAM_ONLY if getattr(args, name, None) not in (None, False)]
+    if stream_options and not args.stream:
+        options = ", ".join("--" + name.replace("_", "-") for name in stream_options)
+        verb = "applies" if len(stream_options) == 1 else "apply"
         raise CommandError(f"{options} {verb} only with --stream; add --stream or drop them")
 
 
