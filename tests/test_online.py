@@ -216,3 +216,136 @@ def test_forgetting_follows_drift(rng):
 def test_forgetting_parameter_checked(rng):
     with pytest.raises(ValueError, match="forgetting"):
         FFOneClass(forgetting=1.0, **SMALL).partial_fit(rng.normal(size=(10, 4)))
+
+
+# ---------------------------------------------------------------- failed calls
+
+
+def test_partial_fit_divergence_rolls_back(rng, tmp_path):
+    """A partial_fit call that diverges leaves the detector as it was before the call."""
+    from ffoc import load
+    from ffoc.trainers import TrainingDivergedError
+
+    detector = FFOneClass(
+        objective="goodness", optimizer="sgd", learning_rate=1e4, hidden_layer_sizes=(16,), batch_size=32,
+        random_state=0,
+    )
+    X = rng.normal(size=(600, 3))
+    for call in range(20):
+        before = _snapshot(detector) if call else None
+        n_losses = len(detector.history_.layer_losses) if call else 0
+        try:
+            detector.partial_fit(X[(call % 6) * 100 : (call % 6 + 1) * 100])
+        except TrainingDivergedError as error:
+            message = str(error)
+            break
+    else:
+        pytest.fail("learning_rate=1e4 with SGD should diverge within 20 calls")
+    assert call > 0, "the first call diverged, so there is no earlier state to compare with"
+    assert "keeps its state from before this call" in message
+
+    _assert_same(before, _snapshot(detector))
+    assert len(detector.history_.layer_losses) == n_losses
+    for name, parameter in detector.layers_.named_parameters():
+        assert torch.isfinite(parameter).all(), f"{name} is not finite after the rollback"
+    scores = detector.score_samples(X)
+    assert np.isfinite(scores).all()
+    assert np.ptp(scores) > 0, "every row gets the same score"
+
+    path = tmp_path / "model.safetensors"
+    detector.save(path)
+    assert np.array_equal(load(path).score_samples(X), scores)
+
+
+def test_partial_fit_interrupted_call_rolls_back(rng, monkeypatch):
+    """Any error in the middle of a call, after steps and reservoir replacements, undoes the call."""
+    first, second, failing, after = (
+        rng.normal(size=(RESERVOIR_SIZE + 100, 4)), rng.normal(size=(100, 4)),
+        rng.normal(size=(2000, 4)) + 3.0, rng.normal(size=(200, 4)),
+    )
+    detector = FFOneClass(**SMALL).partial_fit(first).partial_fit(second)  # Adam's state now exists
+    before = _snapshot(detector)
+    n_losses = len(detector.history_.layer_losses)
+    scaler = detector.scaler_
+
+    train_one_pass = detector._train_one_pass
+
+    def train_then_fail(X):
+        train_one_pass(X)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(detector, "_train_one_pass", train_then_fail)
+    with pytest.raises(KeyboardInterrupt):
+        detector.partial_fit(failing)
+    monkeypatch.undo()
+
+    # The failed call had stepped every layer and replaced reservoir rows: all of it is undone.
+    _assert_same(before, _snapshot(detector))
+    assert detector.scaler_ is scaler
+    assert len(detector.history_.layer_losses) == n_losses
+
+    # The next call continues exactly as if the failed one never happened.
+    detector.partial_fit(after)
+    twin = FFOneClass(**SMALL).partial_fit(first).partial_fit(second).partial_fit(after)
+    _assert_same(_snapshot(twin), _snapshot(detector))
+    assert np.array_equal(twin.score_samples(after), detector.score_samples(after))
+
+
+def test_partial_fit_failed_first_call_leaves_unfitted(rng, monkeypatch):
+    """A first call that fails leaves no half-built stream behind."""
+    from sklearn.exceptions import NotFittedError
+
+    detector = FFOneClass(**SMALL)
+
+    def fail(X):
+        raise RuntimeError("stop")
+
+    monkeypatch.setattr(detector, "_train_one_pass", fail)
+    with pytest.raises(RuntimeError, match="stop"):
+        detector.partial_fit(rng.normal(size=(WARM_UP_ROWS, 4)))
+    monkeypatch.undo()
+    assert not hasattr(detector, "layers_")
+    assert not hasattr(detector, "n_features_in_")
+    with pytest.raises(NotFittedError):
+        detector.score_samples(rng.normal(size=(3, 4)))
+
+
+# ---------------------------------------------------------------- running scaler
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1e-30, 1e-13, 1e160, 1e300])
+def test_partial_fit_extreme_scales(rng, scale):
+    """The running scaler standardises rows of any finite magnitude as it does at unit scale."""
+    import warnings
+
+    X = rng.normal(size=(600, 3))
+    queries = np.array([[8.0, 8.0, 8.0], [0.0, 0.0, 0.0]])
+    unit = FFOneClass(**SMALL)
+    scaled = FFOneClass(**SMALL)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        for start in range(0, 600, 100):
+            unit.partial_fit(X[start : start + 100])
+            scaled.partial_fit(X[start : start + 100] * scale)
+        scores = scaled.score_samples(queries * scale)
+        predictions = scaled.predict(queries * scale)
+
+    np.testing.assert_allclose(scaled.scaler_.scale_, X.std(axis=0) * scale, rtol=1e-9)
+    np.testing.assert_allclose(scaled.scaler_.mean_, X.mean(axis=0) * scale, rtol=1e-9)
+    assert np.isfinite(scores).all()
+    assert list(predictions) == [-1, 1], f"scores {scores} at scale {scale:g}"
+    np.testing.assert_allclose(scores, unit.score_samples(queries), rtol=1e-6)
+
+
+def test_partial_fit_constant_columns_relative_to_magnitude(rng):
+    """A column is constant when its deviation is tiny next to its mean, not next to 1."""
+    X = rng.normal(size=(600, 4))
+    X[:, 1] = 5.0
+    X[:, 2] = 0.0
+    X[:, 3] *= 1e-20  # varies, at a tiny scale
+    detector = FFOneClass(**SMALL)
+    for start in range(0, 600, 100):
+        detector.partial_fit(X[start : start + 100])
+    assert detector.scaler_.scale_[1] == 1.0, "a constant column keeps scale 1"
+    assert detector.scaler_.scale_[2] == 1.0, "a zero column keeps scale 1"
+    np.testing.assert_allclose(detector.scaler_.scale_[[0, 3]], X[:, [0, 3]].std(axis=0), rtol=1e-9)

@@ -70,8 +70,9 @@ RESERVOIR_SIZE = 4096
 # estimated; the warm-up is at least one mini-batch long.
 WARM_UP_ROWS = 512
 
-# Scale given to a feature whose running standard deviation is below this
-# fraction of its magnitude (a constant column), as StandardScaler does.
+# A feature whose running standard deviation is at most this fraction of its
+# absolute mean is constant and gets scale 1. Like StandardScaler's test, it is
+# relative to the mean, so a column that varies at 1e-30 is still scaled.
 _CONSTANT_RTOL = 1e-12
 
 
@@ -239,6 +240,17 @@ class OnlineMixin:
         ValueError
             If ``schedule="layerwise"``, if ``X`` is not 2-D or not finite, or if
             its number of features differs from the first call's.
+        TrainingDivergedError
+            If a loss or a weight stops being finite, or the trained layers
+            overflow float32 on the reservoir rows.
+
+        Notes
+        -----
+        A call that raises, whatever the error, leaves the detector as it was
+        before the call: weights, optimizer and generator state, running
+        statistics and reservoir. The layer weights and the optimizer state are
+        copied at the start of every call for this, about 0.04 ms for the default
+        network and 9 ms for a 784-1024-1024 one (estimated on one CPU thread).
         """
         self._partial_fit(X, start=False)
         return self
@@ -268,6 +280,9 @@ class OnlineMixin:
         ------
         ValueError
             If ``batches`` yields nothing, or a batch is not a 2-D table.
+        TrainingDivergedError
+            If training diverges on a batch. The detector then keeps its state
+            after the batches before it, as :meth:`partial_fit` does.
         TypeError
             If ``batches`` is a single array (use :meth:`fit` or :meth:`partial_fit`).
         """
@@ -445,9 +460,10 @@ class OnlineMixin:
         """Merge the rows of ``X`` into the running mean and variance (Chan et al.).
 
         Each column is divided by a power of two near its magnitude first, so the
-        squares in the variance can neither overflow nor underflow for any finite
-        input. Scaling by a power of two is exact, so at ordinary magnitudes the
-        result is bit for bit that of the unscaled update.
+        squares in the variance cannot overflow for any finite input, and columns
+        of tiny values keep their precision. Scaling by a power of two is exact,
+        so at ordinary magnitudes the result is bit for bit that of merging the
+        unscaled values.
         """
         stream = self._stream
         n = X.shape[0]
@@ -459,7 +475,9 @@ class OnlineMixin:
         Xs = np.ldexp(X, -exponent)
         old_mean = np.ldexp(self.scaler_.mean_, -exponent)
         old_var = np.where(
-            _var_is_exact(self.scaler_.var_), np.ldexp(self.scaler_.var_, -2 * exponent), np.ldexp(old_std, -exponent) ** 2
+            _var_is_exact(self.scaler_.var_),
+            np.ldexp(self.scaler_.var_, -2 * exponent),
+            np.ldexp(old_std, -exponent) ** 2,
         )
         batch_mean = Xs.mean(axis=0)
         batch_var = Xs.var(axis=0)
@@ -625,13 +643,15 @@ class _Rollback:
             stream.generator.set_state(self.generator_state)
 
 
-def _scaler_from(mean: np.ndarray, var: np.ndarray, n_samples_seen: int, std: np.ndarray | None = None) -> StandardScaler:
+def _scaler_from(
+    mean: np.ndarray, var: np.ndarray, n_samples_seen: int, std: np.ndarray | None = None
+) -> StandardScaler:
     """Return a fitted StandardScaler with the given mean and population variance.
 
     ``std`` is the standard deviation where ``var`` overflows or underflows
     float64 (standard deviations above about 1e154 or below about 1e-154); it
     defaults to ``sqrt(var)``. As in :func:`ffoc.estimator._fit_scaler`, ``var_``
-    is then inf or 0 while ``scale_`` holds the standard deviation.
+    is then inf or 0 while ``scale_`` contains the standard deviation.
     """
     scaler = StandardScaler()
     scaler.mean_ = np.asarray(mean, dtype=np.float64)
@@ -651,11 +671,10 @@ def _var_is_exact(var: np.ndarray) -> np.ndarray:
 
 
 def _running_std(scaler: StandardScaler) -> np.ndarray:
-    """Return the standard deviation of each column of a running scaler from ``var_``, or ``scale_`` where ``var_`` is not exact.
+    """Return each column's standard deviation: ``sqrt(var_)``, or ``scale_`` where ``var_`` is not exact.
 
-    ``scale_`` is the standard deviation of every column not taken as constant,
-    and a constant column's deviation is below ``_CONSTANT_RTOL`` times its mean,
-    so 0 replaces it when its variance is not exact.
+    ``scale_`` is 1 for a constant column, whose deviation is negligible next to
+    its mean, so such a column counts as 0 where ``var_`` is not exact.
     """
     exact = _var_is_exact(scaler.var_)
     std = np.sqrt(np.where(exact, scaler.var_, 0.0))
