@@ -105,6 +105,47 @@ def test_image_estimator_score_direction(fitted, bar_images):
     assert (fitted.predict(normal) == 1).mean() > 0.7
 
 
+@pytest.mark.parametrize(
+    ("factor", "dtype", "message"),
+    [
+        (1e30, np.float32, "image 2 overflows float32 in the network: its value {value} at channel 0"),
+        (1e38, np.float32, "image 2 overflows float32 in the network: its value {value} at channel 0"),
+        (1e300, np.float64, "value {first} at image 2, channel 0, row 0, column 0 .* float32 cannot represent"),
+    ],
+)
+def test_image_estimator_score_rejects_huge_values(fitted, factor, dtype, message):
+    """Images far outside the training range raise instead of all scoring the same."""
+    import re
+
+    images = _bar_images(5, seed=3).astype(dtype)
+    images[2] = images[2] * dtype(factor)
+    expected = message.format(
+        value=re.escape(f"{float(images[2].max()):.6g}"), first=re.escape(f"{float(images[2, 0, 0]):.6g}")
+    )
+    with pytest.raises(ValueError, match=expected) as raised:
+        fitted.score_samples(images)
+    assert "units of the training images" in str(raised.value)
+
+
+def test_image_estimator_score_accepts_bright_images(fitted):
+    """Images 1000 times brighter than the training range still score, as outliers."""
+    scores = fitted.score_samples(_bar_images(5, seed=3) * 1000)
+    assert np.isfinite(scores).all()
+    assert (fitted.predict(_bar_images(5, seed=3) * 1000) == -1).all()
+
+
+def test_image_estimator_fit_rejects_huge_values(bar_images):
+    """Training images that overflow after scaling raise a ValueError naming the image, not a divergence."""
+    with pytest.raises(ValueError, match="image 0 overflows float32 in the untrained network.*units of value_range"):
+        FFOneClassImage(value_range=(0, 1), **_FAST).fit(bar_images * 1e30)
+    with pytest.raises(ValueError, match="at image 0, .* float32 cannot represent.*units of value_range"):
+        FFOneClassImage(value_range=(0, 1), **_FAST).fit(bar_images * 1e300)
+    with pytest.raises(ValueError, match="value range .* is wider than float64 can represent"):
+        FFOneClassImage(**_FAST).fit((bar_images * 2 - 1) * 1.79e308)
+    with pytest.raises(ValueError, match="nan after scaling by the image's own range.*common factor"):
+        FFOneClassImage(scaling="image", **_FAST).fit((bar_images * 2 - 1) * 1.79e308)
+
+
 def test_image_estimator_decision_identity(fitted, bar_images):
     np.testing.assert_allclose(
         fitted.decision_function(bar_images), fitted.score_samples(bar_images) - fitted.offset_

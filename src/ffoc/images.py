@@ -17,6 +17,7 @@ from .negatives import NEGATIVE_KINDS
 from .nn import ACTIVATIONS
 from .objectives import OBJECTIVES
 from .trainers import TrainConfig
+from .trainers.common import OVERFLOW_SCORE, batches, forward_layers
 
 __all__ = ["FFOneClassImage", "SCALINGS"]
 
@@ -24,6 +25,9 @@ SCALINGS = ("fixed", "image")
 
 # Channel counts that a trailing axis of an (n, H, W, C) array usually has.
 _CHANNELS_LAST_HINT = (1, 3, 4)
+
+# Largest magnitude of a scaled pixel: the network computes in float32.
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 class FFOneClassImage(_BaseFFOneClass):
@@ -251,6 +255,14 @@ n_iter_no_change, device, random_state, verbose
         -------
         self : FFOneClassImage
             The fitted detector.
+
+        Raises
+        ------
+        ValueError
+            If a scaled pixel is too large for float32, or an image overflows
+            float32 in the untrained network; the message names the image.
+        TrainingDivergedError
+            If training diverges.
         """
         images = self._check_X(X, reset=True)
         self._check_architecture()
@@ -260,7 +272,17 @@ n_iter_no_change, device, random_state, verbose
         # Scaling: a fixed range for every image, or each image's own range.
         self.value_range_ = self._resolve_value_range(images)
 
-        X_train, X_valid = self._holdout(self._to_tensor(images), X_val, generator)
+        X_scaled = self._to_tensor(images)
+        if float(X_scaled.abs().max()) > 1.0:
+            # Only training images outside a given value_range get here. Name an image
+            # that overflows an untrained network, before training diverges on it. Any
+            # initial weights show that, so a fixed seed leaves random_state alone.
+            untrained = self._build_layers(torch.Generator().manual_seed(0))
+            overflowing = self._overflowing_images(untrained, X_scaled)
+            if overflowing.size:
+                raise self._overflow_error(images, int(overflowing[0]), "the untrained network")
+
+        X_train, X_valid = self._holdout(X_scaled, X_val, generator)
         self._fit_network(X_train, X_valid, generator)
         return self
 
@@ -276,8 +298,18 @@ n_iter_no_change, device, random_state, verbose
         ----------
         X : array-like of shape (n_samples, channels, height, width) or (n_samples, height, width)
             Images of the training images' shape.
+
+        Raises
+        ------
+        ValueError
+            If a scaled pixel is too large for float32, or an image overflows
+            float32 in the network; the message names the image.
         """
-        return super().layer_scores(X)
+        scores = super().layer_scores(X)
+        overflowing = np.flatnonzero((np.abs(scores) >= OVERFLOW_SCORE).any(axis=1))
+        if overflowing.size:
+            raise self._overflow_error(self._check_X(X, reset=False), int(overflowing[0]), "the network")
+        return scores
 
     def score_samples(self, X) -> np.ndarray:
         """Return the normality score of each image: higher means more normal.
@@ -416,11 +448,17 @@ n_iter_no_change, device, random_state, verbose
     def _resolve_value_range(self, images: np.ndarray) -> tuple[float, float]:
         if self.value_range is not None:
             low, high = (float(v) for v in np.asarray(self.value_range, dtype=float).ravel())
-            return low, high
-        low, high = float(images.min()), float(images.max())
-        if high <= low:
-            # Constant training images: map them to 0 and keep a unit range.
-            high = low + 1.0
+        else:
+            low, high = float(images.min()), float(images.max())
+            if high <= low:
+                # Constant training images: map them to 0 and keep a unit range.
+                high = low + 1.0
+        if self.scaling == "fixed" and not np.isfinite(high - low):
+            raise ValueError(
+                f"{type(self).__name__}: the value range ({low:.6g}, {high:.6g}) is wider than float64 can "
+                "represent. Divide the images by a common factor first, so that their values stay "
+                "below about 1e307."
+            )
         return low, high
 
     def _build_layers(self, generator: torch.Generator) -> torch.nn.ModuleList:
@@ -439,16 +477,68 @@ n_iter_no_change, device, random_state, verbose
         return layers.to(self._device())
 
     def _scale(self, images: np.ndarray) -> np.ndarray:
-        """Return ``images`` scaled to [0, 1] by the fixed range or by each image's own range."""
-        if self.scaling == "image":
-            low = images.min(axis=(1, 2, 3), keepdims=True)
-            span = images.max(axis=(1, 2, 3), keepdims=True) - low
-            return np.divide(images - low, span, out=np.zeros_like(images), where=span > 0)
-        low, high = self.value_range_
-        return (images - low) / (high - low)
+        """Return ``images`` scaled to [0, 1] by the fixed range or by each image's own range.
+
+        A pixel far outside the fixed range, or in an image whose own range
+        overflows, scales to inf or NaN; :meth:`_to_tensor` reports it.
+        """
+        with np.errstate(over="ignore", invalid="ignore"):
+            if self.scaling == "image":
+                low = images.min(axis=(1, 2, 3), keepdims=True)
+                span = images.max(axis=(1, 2, 3), keepdims=True) - low
+                return np.divide(images - low, span, out=np.zeros_like(images), where=span > 0)
+            low, high = self.value_range_
+            return (images - low) / (high - low)
 
     def _to_tensor(self, X: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor(self._scale(X), dtype=torch.float32, device=self._device())
+        scaled = self._scale(X)
+        if not np.abs(scaled).max() <= _FLOAT32_MAX:  # also true for NaN
+            index = tuple(int(i[0]) for i in np.nonzero(~(np.abs(scaled) <= _FLOAT32_MAX)))
+            raise ValueError(
+                f"{type(self).__name__}: value {float(X[index]):.6g} at image {index[0]}, channel {index[1]}, "
+                f"row {index[2]}, column {index[3]} is {float(scaled[index]):.6g} after {self._scaling_description()}, "
+                f"which float32 cannot represent. {self._rescale_advice()}"
+            )
+        return torch.as_tensor(scaled, dtype=torch.float32, device=self._device())
+
+    def _scaling_description(self) -> str:
+        if self.scaling == "image":
+            return "scaling by the image's own range"
+        low, high = self.value_range_
+        return f"scaling from the value range ({low!r}, {high!r}) to [0, 1]"
+
+    def _rescale_advice(self) -> str:
+        if self.scaling == "image":
+            return "Divide the image by a common factor so that its values stay below about 1e307."
+        if self.value_range is None:
+            return (
+                "Pass images in the units of the training images, or refit with value_range set to the "
+                "range of the pixel values."
+            )
+        return "Pass images in the units of value_range, or set value_range to the range of the pixel values."
+
+    def _overflowing_images(self, layers: torch.nn.ModuleList, X: torch.Tensor) -> np.ndarray:
+        """Return the indices of the images whose activations, or their sum of squares, overflow float32 in ``layers``."""
+        overflowing = torch.zeros(X.shape[0], dtype=torch.bool)
+        with torch.no_grad():
+            for index in batches(X.shape[0], self._score_batch_size(), None, shuffle=False):
+                for h in forward_layers(layers, X[index]):
+                    flat = h.flatten(1)
+                    finite = torch.isfinite(flat).all(dim=1) & torch.isfinite(flat.square().sum(dim=1))
+                    overflowing[index] |= ~finite.cpu()
+        return np.flatnonzero(overflowing.numpy())
+
+    def _overflow_error(self, images: np.ndarray, image: int, network: str) -> ValueError:
+        """Return the ValueError for an image that overflows float32 in ``network``, naming its largest value."""
+        scaled = self._scale(images[image : image + 1])
+        index = np.unravel_index(int(np.argmax(np.abs(scaled))), scaled.shape)
+        channel, row, column = (int(i) for i in index[1:])
+        return ValueError(
+            f"{type(self).__name__}: image {image} overflows float32 in {network}: its value "
+            f"{float(images[image, channel, row, column]):.6g} at channel {channel}, row {row}, column {column} "
+            f"is {float(scaled[index]):.6g} after {self._scaling_description()}, far outside the [0, 1] that "
+            f"the network expects. {self._rescale_advice()}"
+        )
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
