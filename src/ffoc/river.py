@@ -13,6 +13,7 @@ would make poor negatives (a shuffled one-row batch is the row itself).
 
 from __future__ import annotations
 
+import reprlib
 from typing import Any
 
 import numpy as np
@@ -107,14 +108,23 @@ class FFOneClassRiver(AnomalyDetector):
         ----------
         x : dict
             Feature name to number.
+
+        Raises
+        ------
+        ValueError
+            If ``x`` lacks a feature of the first row, or a feature is not a
+            finite number. The row is then not added, and the rows already
+            waiting stay in the mini-batch.
         """
+        row = self._to_row(x)
         if self.feature_names_ is None:
             self.feature_names_ = list(x)
-        self._pending.append(self._to_row(x))
+        self._pending.append(row)
         if len(self._pending) >= self.model_.batch_size:
-            batch = np.stack(self._pending)
+            # The rows stay pending until partial_fit succeeds, which leaves the model
+            # unchanged when it raises.
+            self.model_.partial_fit(np.stack(self._pending))
             self._pending = []
-            self.model_.partial_fit(batch)
 
     def score_one(self, x: dict[Any, Any]) -> float:
         """Return the anomaly score of ``x`` in [0, 1]: higher means more anomalous; 0.0 before any data.
@@ -123,28 +133,50 @@ class FFOneClassRiver(AnomalyDetector):
         ----------
         x : dict
             Feature name to number.
+
+        Raises
+        ------
+        ValueError
+            If ``x`` lacks a feature of the first row learned from, or a feature
+            is not a finite number, even before any data.
         """
+        row = self._to_row(x)
         if self.feature_names_ is None or not hasattr(self.model_, "layers_"):
             return 0.0
-        decision = float(self.model_.decision_function(self._to_row(x)[np.newaxis, :])[0])
+        decision = float(self.model_.decision_function(row[np.newaxis, :])[0])
         # Logistic of minus the decision value: River's ROCAUC bins scores in [0, 1].
         return float(0.5 * (1.0 + np.tanh(-0.5 * decision)))
 
     def _to_row(self, x: dict[Any, Any]) -> np.ndarray:
-        missing = [name for name in self.feature_names_ if name not in x]
+        """Return the features of ``x`` in the order of ``feature_names_`` (of ``x`` itself before the first row)."""
+        names = list(x) if self.feature_names_ is None else self.feature_names_
+        missing = [name for name in names if name not in x]
         if missing:
             raise ValueError(
                 f"FFOneClassRiver: feature(s) {missing[:10]} are missing from the row, but the first "
-                f"row had them; every row needs the features {self.feature_names_[:10]}"
-                f"{' ...' if len(self.feature_names_) > 10 else ''}. Impute missing values first."
+                f"row had them; every row needs the features {names[:10]}"
+                f"{' ...' if len(names) > 10 else ''}. Impute missing values first."
             )
-        try:
-            return np.array([float(x[name]) for name in self.feature_names_], dtype=np.float64)
-        except (TypeError, ValueError) as error:
-            raise ValueError(
-                f"FFOneClassRiver needs numeric features: {error}. Encode categories as numbers first "
-                "(for example with river.preprocessing.OneHotEncoder)."
-            ) from None
+        row = np.empty(len(names), dtype=np.float64)
+        for j, name in enumerate(names):
+            value = x[name]
+            try:
+                row[j] = float(value)
+            except OverflowError:  # an int beyond float64
+                row[j] = np.inf
+            except (TypeError, ValueError) as error:
+                raise ValueError(
+                    f"FFOneClassRiver needs numeric features, but feature {name!r} is {reprlib.repr(value)} "
+                    f"({error}). Encode categories as numbers first (for example with "
+                    "river.preprocessing.OneHotEncoder)."
+                ) from None
+            if not np.isfinite(row[j]):
+                raise ValueError(
+                    f"FFOneClassRiver: feature {name!r} is {reprlib.repr(value)}, not a finite float64. Impute "
+                    "missing values (for example with river.preprocessing.StatImputer) or drop the row; "
+                    "replace infinities with finite values."
+                )
+        return row
 
     @classmethod
     def _unit_test_params(cls):
