@@ -349,3 +349,14 @@ def test_partial_fit_constant_columns_relative_to_magnitude(rng):
     assert detector.scaler_.scale_[1] == 1.0, "a constant column keeps scale 1"
     assert detector.scaler_.scale_[2] == 1.0, "a zero column keeps scale 1"
     np.testing.assert_allclose(detector.scaler_.scale_[[0, 3]], X[:, [0, 3]].std(axis=0), rtol=1e-9)
+
+
+def test_partial_fit_after_structural_set_params_raises(rng):
+    X = rng.normal(size=(600, 3))
+    detector = FFOneClass(hidden_layer_sizes=(8,), random_state=0)
+    detector.partial_fit(X)
+    detector.set_params(objective="svdd")
+    with pytest.raises(ValueError, match=r"objective \('hb-svdd' at fit, 'svdd' now\) changed after fit"):
+        detector.partial_fit(X)
+    detector.set_params(objective="hb-svdd", learning_rate=1e-4)
+    detector.partial_fit(X)  # training settings may change between calls

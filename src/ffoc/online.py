@@ -312,6 +312,8 @@ class OnlineMixin:
         stream = getattr(self, "_stream", None)
         continuing = not start and stream is not None and stream.layers is getattr(self, "layers_", None)
         fitted_elsewhere = not start and not continuing and hasattr(self, "layers_")
+        if continuing or fitted_elsewhere:
+            self._check_structure_unchanged("calling partial_fit")
 
         saved = _Rollback.save(self, continuing=continuing)
         try:
@@ -407,6 +409,7 @@ class OnlineMixin:
         self.device_ = resolve_device(self.device)
         generator = self._make_generator()
         self.layers_ = self._build_layers(generator)
+        self._remember_structure()
         self._objective = get_objective(self.objective, nu=self.nu)
         self.history_ = TrainHistory()
         n_features = self.n_features_in_
