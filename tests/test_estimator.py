@@ -346,3 +346,11 @@ def test_fit_identical_rows_warns_flat_scores():
 def test_fit_one_dimensional_input_says_reshape():
     with pytest.raises(ValueError, match=r"got a 1-D array of shape \(10,\)"):
         FFOneClass().fit(np.arange(10.0))
+
+
+def test_fit_tiny_values_no_constant_column_warning(rng):
+    X = rng.normal(size=(200, 3)) * 1e-300
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        detector = FFOneClass(epochs=1, hidden_layer_sizes=(8,), random_state=0).fit(X)
+    assert np.all(detector.scaler_.var_ > 0)

@@ -44,9 +44,10 @@ def _fit_scaler(X: np.ndarray) -> StandardScaler:
     constant = scaler.var_ == 0
     scaler.mean_ = scaler.mean_ * magnitude
     scaler.scale_ = np.where(constant, 1.0, scaler.scale_ * magnitude)
-    with np.errstate(over="ignore", invalid="ignore"):
-        # inf for varying columns near 1e154 and above; var_ is not used for scaling.
-        scaler.var_ = np.where(constant, 0.0, scaler.var_ * magnitude**2)
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        # inf for varying columns near 1e154 and above, and at least the smallest normal float64 near
+        # 1e-154 and below, so that only constant columns have var_ == 0; var_ is not used for scaling.
+        scaler.var_ = np.where(constant, 0.0, np.maximum(scaler.var_ * magnitude**2, np.finfo(np.float64).tiny))
     return scaler
 
 
