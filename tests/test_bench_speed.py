@@ -172,3 +172,13 @@ def test_targets_use_the_measured_reproduction():
              "reproduce": {"command": "ffoc reproduce", "wall_s": 200.0, "seeds": 50, "jobs": 2}}
     text = render_markdown({"command": "c", "machine": "m", "load": "l", "date": "d", "small": small})
     assert "| `ffoc` half of a 50-seed reproduction < 3 min (`ffoc reproduce`, measured) | 200 s | no |" in text
+
+
+def test_bench_options_share_names():
+    """speed and stream take --report, --no-report and --out like the other benchmarks."""
+    parser = build_parser()
+    assert parser.parse_args(["bench", "speed", "--no-report"]).benchmarks_md is None
+    assert parser.parse_args(["bench", "speed", "--report", "B.md"]).benchmarks_md == "B.md"
+    stream = parser.parse_args(["bench", "stream", "--out", "o", "--no-report"])
+    assert stream.out_dir == "o"
+    assert stream.benchmarks_file is None

@@ -833,7 +833,8 @@ def _handle(args: argparse.Namespace) -> int:
     run_speed(
         settings=overrides, parts=parts, quick=args.quick, threads=args.threads, seed=args.seed, device=args.device,
         data_dir=args.data_dir, out_dir=args.out, benchmarks_md=args.benchmarks_md,
-        figures_dir=None if args.no_figures else args.figures_dir, load=args.load, command=command.strip(),
+        figures_dir=None if args.no_figures or args.benchmarks_md is None else args.figures_dir,
+        load=args.load, command=command.strip(),
         verbose=args.verbose,
     )
     return 0
@@ -854,7 +855,10 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--device", default="cpu", help="cpu or cuda for the training-step part (default cpu)")
     parser.add_argument("--data-dir", default=None, help="folder of the ADBench .npz files, for the scaling part")
     parser.add_argument("--out", default="bench_out/speed", help="output folder (default bench_out/speed)")
-    parser.add_argument("--benchmarks-md", default="BENCHMARKS.md", help="file whose speed section is replaced")
+    parser.add_argument("--report", "--benchmarks-md", dest="benchmarks_md", default="BENCHMARKS.md",
+                        help="Markdown file whose speed section is replaced (default: %(default)s)")
+    parser.add_argument("--no-report", dest="benchmarks_md", action="store_const", const=None,
+                        help="write only into --out: neither the Markdown file nor --figures-dir")
     parser.add_argument("--figures-dir", default="docs/figures", help="folder of the PNG figure (default docs/figures)")
     parser.add_argument("--no-figures", action="store_true", help="write the figure into --out only")
     parser.add_argument("--load", default="not recorded",

@@ -267,7 +267,8 @@ def _run(args: argparse.Namespace) -> int:
 
     results_file.write_text(json.dumps(results, indent=2))
     body = _report(results)
-    write_section(args.benchmarks_file, "streaming", body)
+    if args.benchmarks_file is not None:
+        write_section(args.benchmarks_file, "streaming", body)
     if args.verbose:
         print(body)
     return 0
@@ -295,7 +296,11 @@ def add_parser(subparsers) -> None:
                         help="distance the cluster moves along every axis (default: %(default)s)")
     parser.add_argument("--forgetting", type=float, default=1e-3, help="forgetting of the drift run (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default: %(default)s)")
-    parser.add_argument("--out-dir", default="bench_results/stream", help="folder for stream.json (default: %(default)s)")
-    parser.add_argument("--benchmarks-file", default="BENCHMARKS.md", help="file whose streaming section is written")
+    parser.add_argument("--out", "--out-dir", dest="out_dir", default="bench_results/stream",
+                        help="folder for stream.json and the figures (default: %(default)s)")
+    parser.add_argument("--report", "--benchmarks-file", dest="benchmarks_file", default="BENCHMARKS.md",
+                        help="Markdown file whose streaming section is written (default: %(default)s)")
+    parser.add_argument("--no-report", dest="benchmarks_file", action="store_const", const=None,
+                        help="write only into --out, not into the Markdown file")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="print the section written")
     parser.set_defaults(handler=_run)
