@@ -30,6 +30,7 @@ from pandas.api.types import is_bool_dtype, is_numeric_dtype
 __all__ = [
     "SUPPORTED_SUFFIXES",
     "atomic_write",
+    "check_replaceable",
     "iter_table_chunks",
     "read_table",
     "split_features_labels",
@@ -583,7 +584,7 @@ def atomic_write(
             "create it first"
         )
 
-    _check_replaceable(path)
+    check_replaceable(path)
 
     descriptor, temporary = _create_temporary_file(path)
     try:
@@ -610,8 +611,18 @@ def atomic_write(
     _fsync_directory(folder)
 
 
-def _check_replaceable(path: Path) -> None:
-    """Raise unless ``path`` is missing or a regular file that its owner may write."""
+def check_replaceable(path: str | os.PathLike[str]) -> None:
+    """Raise unless ``path`` is missing or a regular file that its owner may write.
+
+    :func:`atomic_write` calls it; call it before long work to fail early.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> check_replaceable(pathlib.Path(tempfile.mkdtemp()) / "new.csv") is None
+    True
+    """
+    path = Path(path)
     if not path.exists():
         return
     if path.is_dir():

@@ -134,6 +134,9 @@ def _check_output_path(output, data, option: str) -> Path:
         raise CommandError(f"{option} {str(output)!r}: folder {str(output.parent)!r} does not exist; create it first")
     if output.exists() and Path(data).exists() and output.resolve() == Path(data).resolve():
         raise CommandError(f"{option} {str(output)!r} is the input file; choose another name so the data is kept")
+    from ..io import check_replaceable
+
+    check_replaceable(output)  # a read-only file is refused now, not after the work
     return output
 
 
