@@ -148,7 +148,7 @@ def fit_stream_command(args: argparse.Namespace) -> int:
         bar.set_postfix(rows=n_rows)
         if args.checkpoint_every and n_chunks % args.checkpoint_every == 0:
             save_checkpoint(detector, checkpoint, progress={
-                "data": str(args.data), "chunk_size": args.chunk_size, "chunks_done": n_chunks,
+                "data": str(Path(args.data).resolve()), "chunk_size": args.chunk_size, "chunks_done": n_chunks,
             })
     bar.close()
     if not hasattr(detector, "layers_"):
