@@ -359,4 +359,7 @@ def test_partial_fit_after_structural_set_params_raises(rng):
     with pytest.raises(ValueError, match=r"objective \('hb-svdd' at fit, 'svdd' now\) changed after fit"):
         detector.partial_fit(X)
     detector.set_params(objective="hb-svdd", learning_rate=1e-4)
-    detector.partial_fit(X)  # training settings may change between calls
+    with pytest.raises(ValueError, match=r"learning_rate \(0.001 at fit, 0.0001 now\)"):
+        detector.partial_fit(X)  # the stream's optimizer was built with the first call's rate
+    detector.set_params(learning_rate=1e-3, batch_size=64)
+    detector.partial_fit(X)

@@ -173,6 +173,10 @@ def test_save_after_structural_set_params_raises(tmp_path, rng):
         model.save(tmp_path / "m.safetensors")
     assert not (tmp_path / "m.safetensors").exists()
 
-    model.set_params(normalize_input=False, hidden_layer_sizes=[8, 8], contamination=0.2, verbose=1)
-    model.save(tmp_path / "m.safetensors")  # same structure; training and threshold settings may change
+    model.set_params(normalize_input=False, contamination=0.2)
+    with pytest.raises(ValueError, match=r"contamination \('auto' at fit, 0.2 now\)"):
+        model.save(tmp_path / "m.safetensors")  # offset_ was set for 'auto'
+
+    model.set_params(hidden_layer_sizes=[8, 8], contamination="auto", learning_rate=0.5, verbose=1)
+    model.save(tmp_path / "m.safetensors")  # same structure; training settings may change
     assert load(tmp_path / "m.safetensors").hidden_layer_sizes == (8, 8)

@@ -31,12 +31,15 @@ __all__: list[str] = []
 _MIN_SCORE_STD = 1e-12
 
 
-#: Parameters that shape the fitted network or its per-layer state; a change needs a new fit.
-#: The others (training settings, ``contamination``, ``score_layers``, ``verbose``...) may change freely.
+#: Parameters that shape the fitted network, its per-layer state or its threshold ``offset_``; a
+#: change needs a new fit. The others (training settings, ``verbose``...) may change freely.
 STRUCTURAL_PARAMS = (
     "objective", "trainer", "hidden_layer_sizes", "activation", "bias", "normalize_input", "normalize_hidden",
     "nu", "theta", "conv_channels", "kernel_size", "pool_size", "pooling", "scaling", "value_range",
+    "contamination", "score_layers",
 )
+#: Parameters fixed in a stream's optimizer when its first partial_fit call builds it.
+OPTIMIZER_PARAMS = ("learning_rate", "optimizer")
 
 
 def _comparable(value):
@@ -66,10 +69,12 @@ class _BaseFFOneClass(OutlierMixin, BaseEstimator):
     def _remember_structure(self) -> None:
         """Record the parameters that shape the network just built, to detect later changes."""
         params = self.get_params(deep=False)
-        self._fitted_structure = {key: _comparable(params[key]) for key in STRUCTURAL_PARAMS if key in params}
+        self._fitted_structure = {
+            key: _comparable(params[key]) for key in STRUCTURAL_PARAMS + OPTIMIZER_PARAMS if key in params
+        }
 
-    def _check_structure_unchanged(self, action: str) -> None:
-        """Raise ValueError if a parameter in :data:`STRUCTURAL_PARAMS` changed since the network was built.
+    def _check_structure_unchanged(self, action: str, keys=STRUCTURAL_PARAMS) -> None:
+        """Raise ValueError if one of ``keys`` changed since the network was built.
 
         ``action`` names what the caller was about to do, for the message.
         """
@@ -77,8 +82,8 @@ class _BaseFFOneClass(OutlierMixin, BaseEstimator):
         if fitted is None:
             return
         params = self.get_params(deep=False)
-        changed = [f"{key} ({value!r} at fit, {_comparable(params[key])!r} now)"
-                   for key, value in fitted.items() if _comparable(params[key]) != value]
+        changed = [f"{key} ({fitted[key]!r} at fit, {_comparable(params[key])!r} now)"
+                   for key in keys if key in fitted and _comparable(params[key]) != fitted[key]]
         if changed:
             raise ValueError(
                 f"{type(self).__name__}: {', '.join(changed)} changed after fit, but the fitted network "

@@ -53,6 +53,7 @@ import torch
 from sklearn.base import _fit_context
 from sklearn.preprocessing import StandardScaler
 
+from ._base import OPTIMIZER_PARAMS, STRUCTURAL_PARAMS
 from ._validation import resolve_device
 from .objectives import LayerState, get_objective
 from .trainers import TrainHistory, TrainingDivergedError, bp_step, estimate_states, ff_step, layer_scores
@@ -312,7 +313,9 @@ class OnlineMixin:
         stream = getattr(self, "_stream", None)
         continuing = not start and stream is not None and stream.layers is getattr(self, "layers_", None)
         fitted_elsewhere = not start and not continuing and hasattr(self, "layers_")
-        if continuing or fitted_elsewhere:
+        if continuing:
+            self._check_structure_unchanged("calling partial_fit", STRUCTURAL_PARAMS + OPTIMIZER_PARAMS)
+        elif fitted_elsewhere:
             self._check_structure_unchanged("calling partial_fit")
 
         saved = _Rollback.save(self, continuing=continuing)

@@ -67,9 +67,12 @@ def main(argv: list[str] | None = None) -> int:
         print("ffoc: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
-        # The reader of our output (for example `head`) closed the pipe: stop quietly.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+        # The reader of our output (for example `head`) closed the pipe: stop quietly. Scores
+        # already written are all that reader wanted; any other command stopped before its
+        # result was saved, so it exits with the shell's code for a broken pipe (128 + SIGPIPE).
+        for stream in (sys.stdout, sys.stderr):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+        return 0 if args.command in _SCORING_COMMANDS else 141
     except (CommandError, ValueError, TypeError, OSError, FloatingPointError, ImportError) as error:
         message = str(error).strip().replace("\n", " ") or type(error).__name__
         print(f"ffoc {args.command}: error: {message}", file=sys.stderr)
@@ -78,6 +81,10 @@ def main(argv: list[str] | None = None) -> int:
         warnings.formatwarning = previous_format
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous_handler)
+
+
+#: Commands whose whole output is the scores on stdout, so that a closed pipe ends them successfully.
+_SCORING_COMMANDS = ("score", "score-images")
 
 
 def _one_line_warning(message, category, filename, lineno, line=None) -> str:
