@@ -83,12 +83,17 @@ def test_cli_headerless_file(tmp_path):
         (["fit", "x.csv", "--out", "m.safetensors", "--resume"], "--resume applies only with --stream"),
         (["fit", "x.csv", "--out", "m.safetensors", "--chunk-size", "5", "--checkpoint-every", "1"],
          "--chunk-size, --checkpoint-every apply only with --stream"),
-        (["fit", "x.csv", "--out", "m.safetensors", "--stream", "--checkpoint", "x.csv"],
+        (["fit", "x.csv", "--out", "m.safetensors", "--stream", "--checkpoint", "x.csv", "--checkpoint-every", "1"],
          "--checkpoint 'x.csv' is the input file"),
-        (["fit", "x.csv", "--out", "m.safetensors", "--stream", "--checkpoint", "m.safetensors"],
+        (["fit", "x.csv", "--out", "m.safetensors", "--stream", "--checkpoint", "m.safetensors",
+          "--checkpoint-every", "1"],
          "is the --out file"),
         (["fit", "x.csv", "--out", "/dev/null"], "not a regular file"),
         (["score", "m.safetensors", "x.csv", "--output", ""], "--output is empty"),
+        (["fit", "x.csv", "--out", ""], "--out is empty"),
+        (["fit", "x.csv", "--out", "m.safetensors", "--stream", "--checkpoint", "c.safetensors"],
+         "written only with --checkpoint-every"),
+        (["fit", "x.csv", "--out", "m.safetensors", "--forgetting", "0"], "--forgetting applies only with --stream"),
         (["fit", "x.csv", "--out", "readonly.safetensors", "--epochs", "1"], "is read-only"),
     ],
 )
@@ -223,3 +228,16 @@ def test_cli_score_with_image_model_points_to_score_images(tmp_path, capsys):
     pd.DataFrame(np.zeros((3, 64))).to_csv(data, index=False)
     assert main(["score", str(model), str(data)]) == 1
     assert "score a folder of images with ffoc score-images" in capsys.readouterr().err
+
+
+def test_cli_resume_rejects_other_normal_label(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(300, 2)), columns=["a", "b"]).assign(y=rng.choice(["n", "o"], 300))
+    data = tmp_path / "labelled.csv"
+    frame.to_csv(data, index=False)
+    common = [str(data), "--stream", "--chunk-size", "100", "--checkpoint-every", "1", "--hidden-layer-sizes", "8",
+              "--label-column", "y", "--out", str(tmp_path / "m.safetensors")]
+    assert main(["fit", *common, "--normal-label", "n"]) == 0
+    capsys.readouterr()
+    assert main(["fit", *common, "--normal-label", "o", "--resume"]) == 1
+    assert "--normal-label 'n', not 'o'" in capsys.readouterr().err

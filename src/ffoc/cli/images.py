@@ -107,8 +107,10 @@ def _score_images(args: argparse.Namespace) -> int:
     from .. import load
     from ..images import FFOneClassImage
     from ..io_images import read_image_folder
-    from .model import write_scores
+    from .model import _check_output_path, write_scores
 
+    if args.output is not None:
+        _check_output_path(args.output, args.folder, "--output")
     detector = load(args.model)
     if not isinstance(detector, FFOneClassImage):
         raise CommandError(

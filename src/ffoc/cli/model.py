@@ -124,7 +124,9 @@ def _read_features(args: argparse.Namespace, *, keep_normal: bool):
 
 
 def _check_output_path(output, data, option: str) -> Path:
-    """Reject an output path that is the input file, a folder, or in a missing folder, before any work."""
+    """Reject an output path that is empty, the input file, a folder, or in a missing folder, before any work."""
+    if str(output) == "":
+        raise CommandError(f"{option} is empty; give a file name")
     output = Path(output)
     if output.is_dir():
         raise CommandError(f"{option} {str(output)!r} is a folder; give a file name")
@@ -210,9 +212,7 @@ def write_scores(scores: np.ndarray, offset: float, output: str | None, unit: st
 def _score(args: argparse.Namespace) -> int:
     from .. import load
 
-    if args.output == "":
-        raise CommandError("--output is empty; give a file name, or leave --output out to write to stdout")
-    if args.output:
+    if args.output is not None:
         _check_output_path(args.output, args.data, "--output")
     detector = load(args.model)
     from ..images import FFOneClassImage

@@ -52,7 +52,8 @@ _STREAM_ONLY = ("chunk_size", "checkpoint_every", "checkpoint", "forgetting", "r
 
 def check_stream_options(args: argparse.Namespace) -> None:
     """Reject streaming options given without ``--stream``, which a full fit would ignore."""
-    stream_options = [name for name in _STREAM_ONLY if getattr(args, name, None) not in (None, False)]
+    stream_options = [name for name in _STREAM_ONLY if getattr(args, name, None) is not None
+                      and getattr(args, name) is not False]
     if stream_options and not args.stream:
         options = ", ".join("--" + name.replace("_", "-") for name in stream_options)
         verb = "applies" if len(stream_options) == 1 else "apply"
@@ -87,6 +88,12 @@ def _resume(args: argparse.Namespace, checkpoint: Path, params: dict):
             f"--resume: the checkpoint was written while training on {saved_data!r}, not {str(args.data)!r}; "
             "resume with the same DATA"
         )
+    for key, option in (("label_column", "--label-column"), ("normal_label", "--normal-label")):
+        if key in progress and progress[key] != _as_text(getattr(args, key)):
+            raise CommandError(
+                f"--resume: the checkpoint was written with {option} {progress[key]!r}, not "
+                f"{_as_text(getattr(args, key))!r}; resume with the same rows selected"
+            )
     if progress.get("chunk_size") != args.chunk_size:
         raise CommandError(
             f"--resume: the checkpoint was written with --chunk-size {progress.get('chunk_size')}, "
@@ -104,6 +111,10 @@ def _as_json(value):
     return list(value) if isinstance(value, tuple) else value
 
 
+def _as_text(value):
+    return None if value is None else str(value)
+
+
 def fit_stream_command(args: argparse.Namespace) -> int:
     """Train on DATA chunk by chunk, with optional checkpoints and resume; save the model to --out."""
     from tqdm.auto import tqdm
@@ -119,8 +130,15 @@ def fit_stream_command(args: argparse.Namespace) -> int:
     if args.normal_label is not None and args.label_column is None:
         raise CommandError("--normal-label requires --label-column, the column that contains the labels")
     args.chunk_size = args.chunk_size or _DEFAULT_CHUNK_SIZE
+    if args.checkpoint == "":
+        raise CommandError("--checkpoint is empty; give a file name, or leave it out for the default name")
+    if args.checkpoint and not args.checkpoint_every and not args.resume:
+        raise CommandError(
+            "--checkpoint names a file that is written only with --checkpoint-every K; add it, or drop --checkpoint"
+        )
     checkpoint = Path(args.checkpoint) if args.checkpoint else default_checkpoint_path(out)
-    _check_output_path(checkpoint, args.data, "--checkpoint")
+    if args.checkpoint_every:  # the checkpoint is written in this run
+        _check_output_path(checkpoint, args.data, "--checkpoint")
     if checkpoint.resolve() == out.resolve():
         raise CommandError(f"--checkpoint {str(checkpoint)!r} is the --out file; give the checkpoint another name")
     params = {**estimator_params(args), "forgetting": args.forgetting or 0.0}
@@ -149,6 +167,7 @@ def fit_stream_command(args: argparse.Namespace) -> int:
         if args.checkpoint_every and n_chunks % args.checkpoint_every == 0:
             save_checkpoint(detector, checkpoint, progress={
                 "data": str(Path(args.data).resolve()), "chunk_size": args.chunk_size, "chunks_done": n_chunks,
+                "label_column": _as_text(args.label_column), "normal_label": _as_text(args.normal_label),
             })
     bar.close()
     if not hasattr(detector, "layers_"):
