@@ -363,3 +363,11 @@ def test_partial_fit_after_structural_set_params_raises(rng):
         detector.partial_fit(X)  # the stream's optimizer was built with the first call's rate
     detector.set_params(learning_rate=1e-3, batch_size=64)
     detector.partial_fit(X)
+
+
+@pytest.mark.parametrize("scale", [1e-160, 1e-200, 1e-300])
+def test_partial_fit_after_fit_on_tiny_values_keeps_scale(rng, scale):
+    X = rng.normal(size=(1200, 4))
+    detector = FFOneClass(hidden_layer_sizes=(8, 8), epochs=2, random_state=0).fit(X[:600] * scale)
+    detector.partial_fit(X[600:] * scale)
+    np.testing.assert_allclose(detector.scaler_.scale_ / scale, 1.0, rtol=0.2)

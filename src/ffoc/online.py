@@ -672,8 +672,12 @@ def _scaler_from(
 
 
 def _var_is_exact(var: np.ndarray) -> np.ndarray:
-    """Return where ``var`` is a normal float64, neither overflowed to inf nor underflowed to a subnormal or 0."""
-    return (var >= np.finfo(np.float64).tiny) & (var < np.inf)
+    """Return where ``var`` is a normal float64, neither overflowed to inf nor underflowed to a subnormal or 0.
+
+    The smallest normal float64 itself does not count: :func:`ffoc.estimator._fit_scaler`
+    stores it as the variance of a varying column whose true variance underflows.
+    """
+    return (var > np.finfo(np.float64).tiny) & (var < np.inf)
 
 
 def _running_std(scaler: StandardScaler) -> np.ndarray:
