@@ -371,3 +371,13 @@ def test_partial_fit_after_fit_on_tiny_values_keeps_scale(rng, scale):
     detector = FFOneClass(hidden_layer_sizes=(8, 8), epochs=2, random_state=0).fit(X[:600] * scale)
     detector.partial_fit(X[600:] * scale)
     np.testing.assert_allclose(detector.scaler_.scale_ / scale, 1.0, rtol=0.2)
+
+
+@pytest.mark.parametrize("value", [1e60, 1e200, 1e300])
+def test_partial_fit_accepts_huge_constant_column(rng, value):
+    X = rng.normal(size=(600, 3))
+    X[:, 2] = value
+    detector = FFOneClass(hidden_layer_sizes=(8,), random_state=0)
+    detector.partial_fit(X)
+    detector.partial_fit(X[:100])
+    assert np.isfinite(detector.score_samples(X[:5])).all()

@@ -523,7 +523,7 @@ class FFOneClass(OnlineMixin, _BaseFFOneClass):
         if too_large.any():
             row, column = (int(i[0]) for i in np.nonzero(too_large))
             raise ValueError(
-                f"{type(self).__name__}: value {X[row, column]!r} at row {row}, column {column} is "
+                f"{type(self).__name__}: value {float(X[row, column])!r} at row {row}, column {column} is "
                 "too large to represent after standardisation (float32). Rescale that feature."
             )
         return torch.as_tensor(standardised, dtype=torch.float32, device=self._device())

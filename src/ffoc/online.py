@@ -485,7 +485,9 @@ class OnlineMixin:
             np.ldexp(self.scaler_.var_, -2 * exponent),
             np.ldexp(old_std, -exponent) ** 2,
         )
-        batch_mean = Xs.mean(axis=0)
+        # A constant column's mean is its value exactly: a rounded sum would leave residuals of
+        # about 1e-16 of the value, which overflow float32 for constant values above about 1e54.
+        batch_mean = np.where(Xs.min(axis=0) == Xs.max(axis=0), Xs[0], Xs.mean(axis=0))
         batch_var = Xs.var(axis=0)
         old_weight = stream.weight * (1.0 - self._forgetting()) ** n
         new_weight = old_weight + n
