@@ -518,7 +518,10 @@ class FFOneClass(OnlineMixin, _BaseFFOneClass):
         return int(min(16384, max(1024, 2**20 // max(widest, 1))))
 
     def _to_tensor(self, X: np.ndarray) -> torch.Tensor:
-        standardised = self.scaler_.transform(X)
+        with np.errstate(over="ignore", invalid="ignore"):
+            # scikit-learn's finite check sums the rows, which overflows near 1e308 although
+            # every value is finite (checked before); the result is checked just below.
+            standardised = self.scaler_.transform(X)
         too_large = np.abs(standardised) > np.finfo(np.float32).max
         if too_large.any():
             row, column = (int(i[0]) for i in np.nonzero(too_large))
