@@ -346,3 +346,14 @@ def test_read_table_semicolon_file_says_separator(tmp_path):
     path.write_text("a;b;c\n1;2;3\n4;5;6\n", encoding="utf-8")
     with pytest.raises(ValueError, match="looks semicolon-separated"):
         read_table(path)
+
+
+def test_atomic_write_follows_symbolic_link(tmp_path):
+    target = tmp_path / "target.bin"
+    target.write_bytes(b"old")
+    link = tmp_path / "link.bin"
+    link.symlink_to(target)
+    with atomic_write(link) as file:
+        file.write(b"new")
+    assert link.is_symlink()
+    assert target.read_bytes() == b"new"

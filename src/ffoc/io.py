@@ -559,7 +559,8 @@ def atomic_write(
     Notes
     -----
     A new file gets the permissions that the process umask gives; a
-    replaced file keeps its previous permission bits.
+    replaced file keeps its previous permission bits. A symbolic link is
+    followed: the file it names is replaced and the link stays.
 
     Examples
     --------
@@ -577,6 +578,9 @@ def atomic_write(
         raise ValueError("encoding and newline apply to text mode only; use mode='w'")
 
     path = Path(path)
+    if path.is_symlink():
+        # Write through the link, to the file it names, as editors do; the checks below apply to that file.
+        path = Path(os.path.realpath(path))
     folder = path.parent
     if not folder.is_dir():
         raise FileNotFoundError(
