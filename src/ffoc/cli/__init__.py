@@ -67,9 +67,9 @@ def main(argv: list[str] | None = None) -> int:
         print("ffoc: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
-        # The reader of our output (for example `head`) closed the pipe: stop quietly. Scores
-        # already written are all that reader wanted; any other command stopped before its
-        # result was saved, so it exits with the shell's code for a broken pipe (128 + SIGPIPE).
+        # The reader of our output (for example `head`) closed the pipe. For the scoring commands
+        # that reader has what it wanted, so they stop quietly. Other commands stopped before
+        # saving their result, so they exit with the shell's code for a broken pipe (128 + SIGPIPE).
         for stream in (sys.stdout, sys.stderr):
             os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
         return 0 if args.command in _SCORING_COMMANDS else 141
