@@ -75,7 +75,7 @@ def test_river_rejects_other_detectors():
         (float("nan"), "feature 'b' is nan, not a finite float64"),
         (float("-inf"), "feature 'b' is -inf, not a finite float64"),
         (10**400, "feature 'b' is 1000.*, not a finite float64"),
-        ("x", "numeric features, but feature 'b' is 'x'"),
+        ("x", "numeric features, but feature 'b' is the text 'x'"),
         (None, "numeric features, but feature 'b' is None"),
     ],
     ids=["nan", "-inf", "huge-int", "text", "none"],
@@ -133,3 +133,11 @@ def test_river_failed_batch_stays_pending(monkeypatch):
     model.learn_one({"a": 4.0})
     assert model._pending == []
     assert model.model_.n_samples_seen_ == 4
+
+
+def test_river_rejects_numeric_text():
+    from ffoc.river import FFOneClassRiver
+
+    model = FFOneClassRiver()
+    with pytest.raises(ValueError, match=r"feature 'a' is the text '1.5'"):
+        model.learn_one({"a": "1.5", "b": 2.0})

@@ -160,6 +160,12 @@ class FFOneClassRiver(AnomalyDetector):
         row = np.empty(len(names), dtype=np.float64)
         for j, name in enumerate(names):
             value = x[name]
+            if isinstance(value, (str, bytes)):
+                # float() would parse "1.5", hiding a column read as text.
+                raise ValueError(
+                    f"FFOneClassRiver needs numeric features, but feature {name!r} is the text "
+                    f"{reprlib.repr(value)}. Convert it to a number before learn_one or score_one."
+                )
             try:
                 row[j] = float(value)
             except OverflowError:  # an int beyond float64
