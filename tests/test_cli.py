@@ -218,7 +218,7 @@ def test_cli_resume_rejects_other_data(tmp_path, capsys):
     assert "resume with the same DATA" in capsys.readouterr().err
 
 
-def test_cli_score_with_image_model_points_to_score_images(tmp_path, capsys):
+def test_cli_score_rejects_image_model(tmp_path, capsys):
     from ffoc.images import FFOneClassImage
 
     images = np.random.default_rng(0).random((20, 8, 8))

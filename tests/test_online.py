@@ -366,7 +366,7 @@ def test_partial_fit_after_structural_set_params_raises(rng):
 
 
 @pytest.mark.parametrize("scale", [1e-160, 1e-200, 1e-300])
-def test_partial_fit_after_fit_on_tiny_values_keeps_scale(rng, scale):
+def test_partial_fit_tiny_values_after_fit(rng, scale):
     X = rng.normal(size=(1200, 4))
     detector = FFOneClass(hidden_layer_sizes=(8, 8), epochs=2, random_state=0).fit(X[:600] * scale)
     detector.partial_fit(X[600:] * scale)

@@ -159,7 +159,7 @@ def test_save_keeps_permissions_of_replaced_file(model_and_data, tmp_path):
     assert oct(path.stat().st_mode & 0o777) == oct(0o644)
 
 
-def test_load_csv_named_as_model_says_not_a_model(tmp_path):
+def test_load_rejects_csv_file(tmp_path):
     path = tmp_path / "data.csv"
     path.write_text("a,b,c\n" + "1.0,2.0,3.0\n" * 100, encoding="utf-8")
     with pytest.raises(ModelFileError, match="does not start with a safetensors header"):

@@ -31,8 +31,8 @@ __all__: list[str] = []
 _MIN_SCORE_STD = 1e-12
 
 
-#: Parameters that shape the fitted network, its per-layer state or its threshold ``offset_``; a
-#: change needs a new fit. The others (training settings, ``verbose``...) may change freely.
+#: Parameters that shape the fitted network, its per-layer state or its threshold ``offset_``.
+#: Changing one needs a new fit. The others (training settings, ``verbose``...) may change freely.
 STRUCTURAL_PARAMS = (
     "objective", "trainer", "hidden_layer_sizes", "activation", "bias", "normalize_input", "normalize_hidden",
     "nu", "theta", "conv_channels", "kernel_size", "pool_size", "pooling", "scaling", "value_range",

@@ -579,7 +579,7 @@ def atomic_write(
 
     path = Path(path)
     if path.is_symlink():
-        # Write through the link, to the file it names, as editors do; the checks below apply to that file.
+        # Write through the link to the file it names, so the checks below apply to that file.
         path = Path(os.path.realpath(path))
     folder = path.parent
     if not folder.is_dir():
