@@ -354,3 +354,23 @@ def test_fit_tiny_values_no_constant_column_warning(rng):
         warnings.simplefilter("error", UserWarning)
         detector = FFOneClass(epochs=1, hidden_layer_sizes=(8,), random_state=0).fit(X)
     assert np.all(detector.scaler_.var_ > 0)
+
+
+@pytest.mark.parametrize("param", ["epochs", "batch_size", "n_iter_no_change", "n_threads", "learning_rate"])
+def test_fit_rejects_bool_for_number(param, rng):
+    with pytest.raises(ValueError, match=rf"'{param}' parameter of FFOneClass .* not a bool \(got True\)"):
+        FFOneClass(**{param: True}).fit(rng.normal(size=(20, 3)))
+
+
+@pytest.mark.parametrize("method", ["partial_fit", "fit_stream"])
+def test_online_rejects_bool_for_number(method, rng):
+    X = rng.normal(size=(20, 3))
+    detector = FFOneClass(batch_size=True)
+    with pytest.raises(TypeError, match=r"'batch_size' parameter of FFOneClass .* not a bool \(got True\)"):
+        getattr(detector, method)(X if method == "partial_fit" else [X])
+
+
+def test_fit_accepts_numpy_ints_and_flags(rng):
+    detector = FFOneClass(epochs=np.int64(1), batch_size=np.int32(8), bias=True, verbose=False, random_state=0)
+    detector.fit(rng.normal(size=(20, 3)))
+    assert detector.n_epochs_ == 1

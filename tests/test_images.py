@@ -91,6 +91,13 @@ def test_image_estimator_rejects_empty_network():
         FFOneClassImage(conv_channels=(), hidden_layer_sizes=()).fit(_bar_images(10))
 
 
+@pytest.mark.parametrize("param", ["kernel_size", "pool_size", "epochs", "batch_size", "n_iter_no_change"])
+def test_image_estimator_rejects_bool_for_integer(param):
+    params = {**_FAST, param: True}
+    with pytest.raises(ValueError, match=rf"'{param}' parameter of FFOneClassImage .* not a bool"):
+        FFOneClassImage(**params).fit(_bar_images(10))
+
+
 def test_image_estimator_rejects_bad_value_range():
     with pytest.raises(ValueError, match=r"value_range=\(5, 1\) must be two finite numbers"):
         FFOneClassImage(value_range=(5, 1), **_FAST).fit(_bar_images(10))

@@ -20,6 +20,7 @@ from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from ._validation import check_no_bool_numbers
 from .objectives import LayerState, get_objective
 from .trainers import TrainConfig, TrainHistory, TrainingDivergedError, estimate_states, layer_scores, train_bp, train_ff
 from .trainers.common import OVERFLOW_SCORE
@@ -53,6 +54,15 @@ class _BaseFFOneClass(OutlierMixin, BaseEstimator):
     """Layer-wise one-class detector: the parts that do not depend on the input's form."""
 
     # ------------------------------------------------------------------ fitting
+
+    def _validate_params(self) -> None:
+        """Check the parameters against ``_parameter_constraints``, and reject bools for numeric ones.
+
+        ``fit`` and ``partial_fit`` call it through scikit-learn's ``_fit_context``,
+        and ``fit_stream`` calls it directly.
+        """
+        super()._validate_params()
+        check_no_bool_numbers(self._parameter_constraints, self.get_params(deep=False), type(self).__name__)
 
     def _holdout(
         self, X_train: torch.Tensor, X_val, generator: torch.Generator

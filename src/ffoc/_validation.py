@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["check_numeric_frame", "check_finite_array", "resolve_device", "describe_location"]
+__all__ = [
+    "check_numeric_frame", "check_finite_array", "check_no_bool_numbers", "resolve_device", "describe_location",
+]
 
 
 def _column_name(X, column: int) -> str:
@@ -61,6 +63,46 @@ def check_finite_array(X_original, X: np.ndarray, estimator_name: str) -> None:
         f"{describe_location(X_original, row, column)}. Impute missing values (for example "
         "with sklearn.impute.SimpleImputer) or drop those rows; replace infinities with finite values."
     )
+
+
+def check_no_bool_numbers(constraints: dict, params: dict, estimator_name: str) -> None:
+    """Raise InvalidParameterError for a bool given to a numeric parameter.
+
+    scikit-learn's ``Interval`` constraints accept bools, because ``bool`` is a
+    subclass of ``int``: ``epochs=True`` would train for one epoch. A parameter
+    counts as numeric when one of its constraints is an ``Interval`` and none
+    accepts bools (such as ``"boolean"`` or ``"verbose"``).
+
+    Parameters
+    ----------
+    constraints : dict
+        The estimator's ``_parameter_constraints``.
+    params : dict
+        The parameter values, from ``get_params(deep=False)``.
+    estimator_name : str
+        Class name for the message.
+
+    Raises
+    ------
+    InvalidParameterError
+        A subclass of both ValueError and TypeError, as scikit-learn raises for
+        other invalid parameters.
+    """
+    from sklearn.utils._param_validation import Interval, InvalidParameterError, make_constraint
+
+    for name, options in constraints.items():
+        value = params.get(name)
+        if not isinstance(value, bool):
+            continue
+        parsed = [make_constraint(option) for option in options]
+        if any(isinstance(option, Interval) for option in parsed) and not any(
+            option.is_satisfied_by(value) for option in parsed if not isinstance(option, Interval)
+        ):
+            allowed = " or ".join(str(option) for option in parsed)
+            raise InvalidParameterError(
+                f"The {name!r} parameter of {estimator_name} must be {allowed}, not a bool (got {value!r}). "
+                "Pass a number instead."
+            )
 
 
 def resolve_device(device) -> torch.device:
