@@ -257,6 +257,54 @@ def test_partial_fit_divergence_rolls_back(rng, tmp_path):
     assert np.array_equal(load(path).score_samples(X), scores)
 
 
+@pytest.mark.parametrize("objective", ["hb-svdd", "svdd", "goodness"])
+@pytest.mark.parametrize("learning_rate", [1e2, 1e4])
+def test_partial_fit_pass_matches_one_epoch_fit(objective, learning_rate, rng):
+    """Large SGD steps: one partial_fit pass diverges exactly when fit(epochs=1) does, else scores alike."""
+    from ffoc.trainers import TrainingDivergedError
+
+    params = dict(objective=objective, optimizer="sgd", learning_rate=learning_rate, hidden_layer_sizes=(16, 16),
+                  random_state=0)
+    X = rng.normal(size=(WARM_UP_ROWS + 88, 4))
+    outcomes = []
+    for train in (lambda: FFOneClass(epochs=1, **params).fit(X), lambda: FFOneClass(**params).partial_fit(X)):
+        try:
+            outcomes.append(train().score_samples(X))
+        except TrainingDivergedError:
+            outcomes.append(None)
+    if outcomes[0] is None:
+        assert outcomes[1] is None, "fit(epochs=1) diverged but the partial_fit pass did not"
+    else:
+        assert outcomes[1] is not None, "the partial_fit pass diverged but fit(epochs=1) did not"
+        assert np.array_equal(outcomes[0], outcomes[1])
+
+
+def test_partial_fit_large_sgd_steps_never_overflow(rng):
+    """Calls with SGD at learning_rate=1e4 leave finite radii and unclipped scores, or raise and roll back."""
+    from ffoc.trainers import TrainingDivergedError
+    from ffoc.trainers.common import OVERFLOW_SCORE
+
+    detector = FFOneClass(optimizer="sgd", learning_rate=1e4, hidden_layer_sizes=(16, 16), random_state=0)
+    X = rng.normal(size=(3000, 4))
+    diverged = False
+    accepted = []
+    for chunk in np.split(X, 5):
+        try:
+            detector.partial_fit(chunk)
+            accepted.append(chunk)
+        except TrainingDivergedError:
+            diverged = True
+        seen = np.concatenate(accepted)
+        radii = [state.radius2 for state in detector.states_]
+        assert np.isfinite(radii).all(), f"radii {radii} after {detector.n_samples_seen_} rows"
+        assert np.abs(detector.layer_scores(seen)).max() < OVERFLOW_SCORE
+        assert np.isfinite(detector.score_samples(seen)).all()
+        assert np.isfinite(detector.offset_)
+    assert diverged, "fit diverges with these settings, so the stream should raise too"
+    with pytest.raises(TrainingDivergedError):
+        FFOneClass(optimizer="sgd", learning_rate=1e4, hidden_layer_sizes=(16, 16), random_state=0).fit(X)
+
+
 def test_partial_fit_interrupted_call_rolls_back(rng, monkeypatch):
     """Any error in the middle of a call, after steps and reservoir replacements, undoes the call."""
     first, second, failing, after = (
