@@ -241,3 +241,12 @@ def test_cli_resume_rejects_other_normal_label(tmp_path, capsys):
     capsys.readouterr()
     assert main(["fit", *common, "--normal-label", "o", "--resume"]) == 1
     assert "--normal-label 'n', not 'o'" in capsys.readouterr().err
+
+
+def test_cli_stream_one_row_warns_flat_scores(tmp_path, capsys):
+    data = tmp_path / "one.csv"
+    pd.DataFrame({"a": [1.0], "b": [2.0], "c": [3.0]}).to_csv(data, index=False)
+    with pytest.warns(UserWarning, match="every training row gets nearly the same score"):
+        code = main(["fit", str(data), "--stream", "--hidden-layer-sizes", "8", "--out", str(tmp_path / "m.safetensors")])
+    assert code == 0
+    assert "online on 1 rows" in capsys.readouterr().out

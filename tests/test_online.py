@@ -1,5 +1,7 @@
 """Online training: partial_fit, fit_stream and the running statistics."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -429,3 +431,26 @@ def test_partial_fit_accepts_huge_constant_column(rng, value):
     detector.partial_fit(X)
     detector.partial_fit(X[:100])
     assert np.isfinite(detector.score_samples(X[:5])).all()
+
+
+def test_partial_fit_one_row_warns_flat_scores(rng):
+    with pytest.warns(UserWarning, match="nearly the same score at layer"):
+        FFOneClass(**SMALL).partial_fit(rng.normal(size=(1, 4)))
+
+
+def test_fit_stream_flat_scores_warn_once():
+    chunks = [np.tile([[1.0, 2.0, 3.0, 4.0]], (10, 1)) for _ in range(5)]
+    with pytest.warns(UserWarning, match="nearly the same score") as record:
+        FFOneClass(**SMALL).fit_stream(chunks)
+    flat_warnings = [w for w in record if "nearly the same score" in str(w.message)]
+    assert len(flat_warnings) == 1
+
+
+def test_partial_fit_varied_rows_do_not_warn_flat(rng):
+    detector = FFOneClass(**SMALL)
+    with pytest.warns(UserWarning, match="nearly the same score"):
+        detector.partial_fit(rng.normal(size=(1, 4)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        detector.partial_fit(rng.normal(size=(WARM_UP_ROWS, 4)))
+        detector.partial_fit(rng.normal(size=(100, 4)))

@@ -185,10 +185,22 @@ class _BaseFFOneClass(OutlierMixin, BaseEstimator):
         self._check_radii()
         train_layer_scores = layer_scores(self.layers_, self._objective, self.states_, X_train)
         self._check_train_scores(train_layer_scores)
+        self._set_score_statistics(train_layer_scores)
+        train_scores = self._combine(train_layer_scores)
+        self.offset_ = float(self._offset_from(train_scores))
+
+    def _set_score_statistics(self, train_layer_scores: np.ndarray, *, warned_layers: tuple[int, ...] = ()) -> None:
+        """Set ``layer_score_mean_`` and ``layer_score_std_``, and warn about layers whose scores are flat.
+
+        A layer is flat when every training row gets nearly the same score there.
+        ``warned_layers`` lists the layers already reported, so that online
+        training warns once when a layer turns flat and not after every call.
+        The flat layers are stored in ``_flat_layers`` for the next call.
+        """
         self.layer_score_mean_ = train_layer_scores.mean(axis=0)
         spread = train_layer_scores.std(axis=0)
         flat = np.flatnonzero(spread <= np.maximum(_MIN_SCORE_STD, 1e-6 * np.abs(self.layer_score_mean_)))
-        if flat.size:
+        if not set(flat.tolist()) <= set(warned_layers):
             warnings.warn(
                 f"{type(self).__name__}: every training row gets nearly the same score at layer(s) "
                 f"{', '.join(map(str, flat))} (training score standard deviation "
@@ -197,9 +209,8 @@ class _BaseFFOneClass(OutlierMixin, BaseEstimator):
                 "more, varied rows or lower learning_rate.",
                 UserWarning,
             )
+        self._flat_layers = tuple(flat.tolist())
         self.layer_score_std_ = np.maximum(spread, _MIN_SCORE_STD)
-        train_scores = self._combine(train_layer_scores)
-        self.offset_ = float(self._offset_from(train_scores))
 
     def _check_radii(self) -> None:
         """Raise TrainingDivergedError if a refreshed radius is not finite."""

@@ -245,6 +245,15 @@ class OnlineMixin:
             If a loss or a weight stops being finite, or the trained layers
             overflow float32 on the reservoir rows.
 
+        Warns
+        -----
+        UserWarning
+            When every row behind the score statistics (the warm-up rows, then
+            the reservoir) gets nearly the same score at a layer, as ``fit``
+            warns. This happens with one row, identical rows or a collapsed
+            network. A stream warns when a layer turns flat, not again after
+            every call while it stays flat.
+
         Notes
         -----
         A call that raises, whatever the error, leaves the detector as it was
@@ -415,6 +424,7 @@ class OnlineMixin:
         self._remember_structure()
         self._objective = get_objective(self.objective, nu=self.nu)
         self.history_ = TrainHistory()
+        self._flat_layers = ()
         n_features = self.n_features_in_
         self.scaler_ = _scaler_from(np.zeros(n_features), np.zeros(n_features), 0)
         self._stream = StreamState(
@@ -553,8 +563,6 @@ class OnlineMixin:
 
     def _refresh_statistics(self, X: torch.Tensor) -> None:
         """Set the radii, score standardisation and ``offset_`` from the sample ``X`` and the current network."""
-        from ._base import _MIN_SCORE_STD
-
         if X.shape[0] == 0:
             return
         stream = self._stream
@@ -576,8 +584,7 @@ class OnlineMixin:
         scores = layer_scores(self.layers_, self._objective, self.states_, X)
         if stream.warmed_up:
             self._check_train_scores(scores)
-        self.layer_score_mean_ = scores.mean(axis=0)
-        self.layer_score_std_ = np.maximum(scores.std(axis=0), _MIN_SCORE_STD)
+        self._set_score_statistics(scores, warned_layers=getattr(self, "_flat_layers", ()))
         self.offset_ = float(self._offset_from(self._combine(scores)))
         self.n_samples_seen_ = stream.n_seen
 
