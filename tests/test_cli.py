@@ -250,3 +250,27 @@ def test_cli_stream_one_row_warns_flat_scores(tmp_path, capsys):
         code = main(["fit", str(data), "--stream", "--hidden-layer-sizes", "8", "--out", str(tmp_path / "m.safetensors")])
     assert code == 0
     assert "online on 1 rows" in capsys.readouterr().out
+
+
+def test_cli_info_shows_stream_training(tmp_path, capsys):
+    data = tmp_path / "rows.csv"
+    pd.DataFrame(np.random.default_rng(0).normal(size=(1500, 3)), columns=["a", "b", "c"]).to_csv(data, index=False)
+    streamed, fitted = tmp_path / "streamed.safetensors", tmp_path / "fitted.safetensors"
+    assert main(["fit", str(data), "--stream", "--chunk-size", "400", "--hidden-layer-sizes", "8",
+                 "--out", str(streamed)]) == 0
+    assert main(["fit", str(data), "--epochs", "2", "--hidden-layer-sizes", "8", "--out", str(fitted)]) == 0
+    capsys.readouterr()
+
+    assert main(["info", str(streamed)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["trained_with"] == "partial_fit"
+    assert info["n_samples_seen"] == 1500
+    assert info["n_partial_fit_calls"] == 4
+    assert info["n_optimizer_steps"] == 14  # no step in the 400-row warm-up call, then 7 + 4 + 3 batches of 128
+    assert "epochs_trained" not in info
+
+    assert main(["info", str(fitted)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["trained_with"] == "fit"
+    assert info["epochs_trained"] == 2
+    assert "n_partial_fit_calls" not in info

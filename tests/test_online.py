@@ -454,3 +454,29 @@ def test_partial_fit_varied_rows_do_not_warn_flat(rng):
         warnings.simplefilter("error")
         detector.partial_fit(rng.normal(size=(WARM_UP_ROWS, 4)))
         detector.partial_fit(rng.normal(size=(100, 4)))
+
+
+def test_training_summary_survives_save_and_continue(rng, tmp_path):
+    from ffoc import load
+    from ffoc.checkpoint import load_checkpoint, save_checkpoint
+
+    X = rng.normal(size=(600, 4))
+    detector = FFOneClass(epochs=2, **SMALL).fit(X)
+    assert detector._training_summary() == {"trained_with": "fit", "epochs_trained": 2}
+
+    detector.partial_fit(X[:100])
+    after_fit = {"trained_with": "partial_fit", "n_samples_seen": 700, "n_partial_fit_calls": 1,
+                 "n_optimizer_steps": 4, "continued_from": {"trained_with": "fit", "epochs_trained": 2}}
+    assert detector._training_summary() == after_fit
+
+    detector.save(tmp_path / "model.safetensors")
+    assert load(tmp_path / "model.safetensors")._training_summary() == after_fit
+
+    save_checkpoint(detector, tmp_path / "checkpoint.safetensors")
+    resumed, _ = load_checkpoint(tmp_path / "checkpoint.safetensors")
+    resumed.partial_fit(X[:100])
+    assert resumed._training_summary() == {**after_fit, "n_samples_seen": 800, "n_partial_fit_calls": 2,
+                                           "n_optimizer_steps": 8}
+
+    resumed.fit(X)
+    assert resumed._training_summary() == {"trained_with": "fit", "epochs_trained": 2}

@@ -108,6 +108,7 @@ class _BaseFFOneClass(OutlierMixin, BaseEstimator):
         """Build the layers, estimate their initial states, train them and set the score statistics."""
         self.layers_ = self._build_layers(generator)
         self._remember_structure()
+        self._saved_training = None
         self._objective = get_objective(self.objective, nu=self.nu)
         self.states_ = estimate_states(
             self.layers_, self._objective, X_train, nu=self.nu, theta=self.theta
@@ -300,8 +301,20 @@ class _BaseFFOneClass(OutlierMixin, BaseEstimator):
                 "layer_losses": self.history_.layer_losses,
                 "validation_losses": self.history_.validation_losses,
             },
+            training=self._training_summary(),
         )
         return tensors, fitted
+
+    def _training_summary(self) -> dict:
+        """Return how the fitted network was trained, as stored in model files and shown by ``ffoc info``.
+
+        A detector loaded from a file returns the summary stored there, and
+        one fitted with ``fit`` returns ``{"trained_with": "fit", "epochs_trained": N}``.
+        """
+        saved = getattr(self, "_saved_training", None)
+        if saved is not None:
+            return saved
+        return {"trained_with": "fit", "epochs_trained": len(self.history_.layer_losses)}
 
     def _restore_fitted_state(self, tensors: dict[str, torch.Tensor], fitted: dict) -> None:
         """Rebuild the fitted detector on the CPU from :meth:`_fitted_state`'s output."""
@@ -332,6 +345,9 @@ class _BaseFFOneClass(OutlierMixin, BaseEstimator):
             layer_losses=history.get("layer_losses", []),
             validation_losses=history.get("validation_losses", []),
         )
+        # NOTE: files written before the summary existed lack it, so they report "fit" with one epoch
+        # per history line. For a model streamed with such a version, that counts its training calls.
+        self._saved_training = fitted.get("training")
         self._objective = get_objective(self.objective, nu=self.nu)
 
     def _input_state(self) -> tuple[dict[str, torch.Tensor], dict]:

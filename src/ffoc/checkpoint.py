@@ -208,4 +208,5 @@ def load_checkpoint(path):
         train_states=train_states,
     )
     estimator.n_samples_seen_ = estimator._stream.n_seen
+    estimator._training_before_stream = (fitted.get("training") or {}).get("continued_from")
     return estimator, dict(state.get("progress") or {})

@@ -425,6 +425,8 @@ class OnlineMixin:
         self._objective = get_objective(self.objective, nu=self.nu)
         self.history_ = TrainHistory()
         self._flat_layers = ()
+        self._saved_training = None
+        self._training_before_stream = None
         n_features = self.n_features_in_
         self.scaler_ = _scaler_from(np.zeros(n_features), np.zeros(n_features), 0)
         self._stream = StreamState(
@@ -443,6 +445,7 @@ class OnlineMixin:
     def _continue_from_fitted(self) -> None:
         """Start a stream from a detector fitted by ``fit`` or loaded from a file."""
         self._objective = self._get_objective()
+        self._training_before_stream = self._training_summary()
         n_seen = int(self.scaler_.n_samples_seen_)
         if not hasattr(self, "history_"):
             self.history_ = TrainHistory()
@@ -459,6 +462,29 @@ class OnlineMixin:
             layers=self.layers_,
             train_states=list(self.states_),
         )
+
+    def _training_summary(self) -> dict:
+        """Return how the fitted network was trained: with the rows and calls of its stream, if it has one.
+
+        ``n_samples_seen`` counts every row behind the input scaling, those of an
+        earlier ``fit`` included. ``n_partial_fit_calls`` and ``n_optimizer_steps``
+        count this stream's calls and steps, warm-up calls included. When the
+        stream continued a fitted or loaded detector, ``continued_from`` is the
+        summary of that detector's training.
+        """
+        stream = getattr(self, "_stream", None)
+        if stream is None or stream.layers is not getattr(self, "layers_", None):
+            return super()._training_summary()
+        summary = {
+            "trained_with": "partial_fit",
+            "n_samples_seen": stream.n_seen,
+            "n_partial_fit_calls": stream.n_calls,
+            "n_optimizer_steps": stream.n_steps,
+        }
+        before = getattr(self, "_training_before_stream", None)
+        if before is not None:
+            summary["continued_from"] = before
+        return summary
 
     def _make_stream_optimizer(self) -> torch.optim.Optimizer:
         params = [p for layer in self.layers_ for p in layer.parameters()]

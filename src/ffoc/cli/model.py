@@ -242,7 +242,7 @@ def _info(args: argparse.Namespace) -> int:
         else [str(name) for name in detector.feature_names_in_],
         "layers": [layer.out_features for layer in detector.layers_],
         "offset": detector.offset_,
-        "epochs_trained": len(detector.history_.layer_losses),
+        **detector._training_summary(),
         "params": {key: (list(value) if isinstance(value, tuple) else value) for key, value in params.items()},
     }
     print(json.dumps(summary, indent=2, default=str))
@@ -276,6 +276,10 @@ def add_parser(subparsers) -> None:
     score.set_defaults(handler=_score)
 
     info = subparsers.add_parser("info", help="describe a saved detector",
-                                 description="Print a saved detector's parameters, layers and threshold as JSON.")
+                                 description="Print a saved detector's parameters, layers, threshold and training as JSON. "
+                                             "trained_with is fit (with epochs_trained) or partial_fit "
+                                             "(ffoc fit --stream), with n_samples_seen, n_partial_fit_calls and "
+                                             "n_optimizer_steps, and continued_from when the stream continued "
+                                             "an earlier model.")
     info.add_argument("model", metavar="MODEL")
     info.set_defaults(handler=_info)
