@@ -233,8 +233,38 @@ def test_read_image_folder_errors(tmp_path):
     with pytest.raises(ValueError, match="No PNG or JPEG file"):
         read_image_folder(tmp_path)
     (tmp_path / "broken.png").write_bytes(b"not a png")
-    with pytest.raises(ValueError, match=r"Cannot read image .*broken\.png"):
+    with pytest.raises(ValueError, match=r"Cannot read 1 of the 1 image files .*broken\.png"):
         read_image_folder(tmp_path)
+
+
+def test_read_image_folder_unreadable_file(tmp_path):
+    Image.new("L", (5, 5), 10).save(tmp_path / "a.png")
+    Image.new("L", (5, 5), 20).save(tmp_path / "c.png")
+    (tmp_path / "b.png").write_bytes(b"not a png")
+    with pytest.raises(ValueError, match=r"Cannot read 1 of the 3 image files .*b\.png.*skip_unreadable=True"):
+        read_image_folder(tmp_path)
+
+    with pytest.warns(UserWarning, match=r"Skipped unreadable image '.*b\.png'") as record:
+        images, names = read_image_folder(tmp_path, skip_unreadable=True)
+    assert len(record) == 1
+    assert names == ["a.png", "c.png"]
+    assert images[:, 0, 0, 0].tolist() == [10, 20]
+
+
+def test_read_image_folder_skip_needs_one_image(tmp_path):
+    (tmp_path / "a.png").write_bytes(b"")
+    (tmp_path / "b.jpg").write_bytes(b"\xff\xd8 truncated")
+    with pytest.warns(UserWarning, match="Skipped unreadable image"):
+        with pytest.raises(ValueError, match=r"None of the 2 PNG or JPEG file\(s\)"):
+            read_image_folder(tmp_path, skip_unreadable=True)
+
+
+def test_read_image_folder_decompression_bomb(tmp_path, monkeypatch):
+    Image.new("L", (8, 8)).save(tmp_path / "big.png")
+    Image.new("L", (2, 2)).save(tmp_path / "small.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10)  # Pillow raises above twice this many pixels
+    with pytest.raises(ValueError, match=r"Cannot read 1 of the 2 image files .*big\.png"):
+        read_image_folder(tmp_path, size=(2, 2))
 
 
 def _write_folder(folder, images: np.ndarray) -> None:
@@ -270,6 +300,29 @@ def test_cli_score_images_wrong_size(tmp_path, capsys):
     assert main(["score-images", str(model), str(tmp_path / "big")]) == 1
     assert "got images of shape (1, 12, 12)" in capsys.readouterr().err
     assert main(["score-images", str(model), str(tmp_path / "big"), "--size", "8x8"]) == 0
+
+
+def test_cli_score_images_unreadable_file(tmp_path, capsys):
+    _write_folder(tmp_path / "train", _bar_images(30))
+    _write_folder(tmp_path / "test", _bar_images(3, seed=7))
+    (tmp_path / "test" / "001.png").write_bytes(b"not a png")
+    model = tmp_path / "model.safetensors"
+    main(["fit-images", str(tmp_path / "train"), "--out", str(model), "--conv-channels", "4", "--epochs", "1"])
+    capsys.readouterr()
+
+    assert main(["score-images", str(model), str(tmp_path / "test")]) == 1
+    error = capsys.readouterr().err
+    assert "001.png" in error
+    assert "--skip-unreadable" in error
+
+    output = tmp_path / "scores.csv"
+    with pytest.warns(UserWarning, match=r"Skipped unreadable image '.*001\.png'"):
+        code = main(["score-images", str(model), str(tmp_path / "test"), "--skip-unreadable", "--output", str(output)])
+    assert code == 0
+    assert "scored 2 images" in capsys.readouterr().out
+    import pandas as pd
+
+    assert pd.read_csv(output)["file"].tolist() == ["000.png", "002.png"]
 
 
 def test_bench_images_quick_run(tmp_path, capsys):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,7 @@ def read_image_folder(
     *,
     mode: str = "auto",
     size: tuple[int, int] | None = None,
+    skip_unreadable: bool = False,
 ) -> tuple[np.ndarray, list[str]]:
     """Read every PNG and JPEG file of ``folder`` into one array of shape (n, channels, height, width).
 
@@ -58,6 +60,10 @@ def read_image_folder(
     size : tuple (width, height) or None, default=None
         Resize every image to this size (bilinear). ``None`` requires all
         images to have the same size.
+    skip_unreadable : bool, default=False
+        Leave out the files that cannot be read as images, with a warning
+        naming each one, in place of raising. ``names`` then lists only the
+        files that were read.
 
     Returns
     -------
@@ -69,8 +75,13 @@ def read_image_folder(
     Raises
     ------
     ValueError
-        If a file cannot be decoded, the sizes differ and ``size`` is None, or
-        ``mode`` is unknown.
+        If a file cannot be decoded (without ``skip_unreadable``) or none can,
+        the sizes differ and ``size`` is None, or ``mode`` is unknown.
+
+    Warns
+    -----
+    UserWarning
+        For each file left out with ``skip_unreadable=True``.
 
     Examples
     --------
@@ -93,14 +104,29 @@ def read_image_folder(
         size = (width, height)
     files = list_image_files(folder)
 
-    pictures = []
+    pictures, readable, unreadable = [], [], []
     for path in files:
         try:
             with Image.open(path) as picture:
                 picture.load()
                 pictures.append(picture.copy())
-        except (UnidentifiedImageError, OSError) as error:
-            raise ValueError(f"Cannot read image {str(path)!r}: {error}. Remove or replace the file.") from None
+                readable.append(path)
+        except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as error:
+            unreadable.append(f"{str(path)!r} ({error})")
+    if unreadable and not skip_unreadable:
+        shown = "; ".join(unreadable[:5]) + (f"; and {len(unreadable) - 5} more" if len(unreadable) > 5 else "")
+        raise ValueError(
+            f"Cannot read {len(unreadable)} of the {len(files)} image files in {str(folder)!r}: {shown}. Remove or "
+            "replace them, or leave them out (--skip-unreadable on the command line, skip_unreadable=True in Python)."
+        )
+    for entry in unreadable:
+        warnings.warn(f"Skipped unreadable image {entry}.", UserWarning, stacklevel=2)
+    if not pictures:
+        raise ValueError(
+            f"None of the {len(files)} PNG or JPEG file(s) in {str(folder)!r} can be read as an image. "
+            "Check that the folder contains the images you meant."
+        )
+    files = readable
 
     if mode == "auto":
         mode = "grey" if all(p.mode in _GREY_MODES for p in pictures) else "rgb"

@@ -67,6 +67,9 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
 def _add_folder_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", type=_size, metavar="WxH",
                         help="resize every image to WIDTHxHEIGHT pixels first (default: keep; sizes must then match)")
+    parser.add_argument("--skip-unreadable", action="store_true",
+                        help="leave out PNG/JPEG files that cannot be read as images, with a warning naming each "
+                             "(default: stop with an error that names them)")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="show progress")
 
 
@@ -77,7 +80,8 @@ def _fit_images(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.is_dir():
         raise CommandError(f"--out {str(out)!r} is a folder; give a file name such as model.safetensors")
-    images, names = read_image_folder(args.folder, mode=args.mode, size=args.size)
+    images, names = read_image_folder(args.folder, mode=args.mode, size=args.size,
+                                      skip_unreadable=args.skip_unreadable)
     detector = FFOneClassImage(
         objective=args.objective,
         trainer=args.trainer,
@@ -118,7 +122,7 @@ def _score_images(args: argparse.Namespace) -> int:
         )
     channels = detector.image_shape_[0]
     mode = "grey" if channels == 1 else "rgb"
-    images, names = read_image_folder(args.folder, mode=mode, size=args.size)
+    images, names = read_image_folder(args.folder, mode=mode, size=args.size, skip_unreadable=args.skip_unreadable)
     write_scores(detector.score_samples(images), detector.offset_, args.output, "images", {"file": names})
     return 0
 
@@ -142,7 +146,9 @@ def add_parser(subparsers) -> None:
         "score-images", help="score a folder of PNG/JPEG images with a saved image detector",
         description="Write file, score_samples (higher = more normal), decision_function and label "
                     "(+1 normal, -1 outlier) for every PNG and JPEG file of FOLDER. Images are read with "
-                    "the model's channel count.",
+                    "the model's channel count. A file that cannot be read stops the run with an error that "
+                    "names it, unless --skip-unreadable is given: then it is left out of the output, with a "
+                    "warning.",
     )
     score.add_argument("model", metavar="MODEL", help="model file written by ffoc fit-images")
     score.add_argument("folder", metavar="FOLDER", help="folder of images to score")
