@@ -84,9 +84,12 @@ class FFOneClassImage(_BaseFFOneClass):
     noise_scale : float, default=0.5
         Standard deviation of the Gaussian noise of the ``"noise"`` negatives,
         in units of the scaled image range.
+    negative_weight : float, default=1.0
+        Weight of the negatives' loss against the normal images' loss in each
+        block's objective; 0 trains on normal images only.
     activation, bias, nu, theta, learning_rate, epochs, batch_size, optimizer, \
 schedule, center_update, normalize_input, score_layers, contamination, \
-negative_weight, early_stopping, validation_fraction, \
+early_stopping, validation_fraction, \
 n_iter_no_change, device, random_state, verbose
         As in :class:`ffoc.FFOneClass`, applied to blocks in place of layers.
         ``normalize_input`` scales each scaled image to unit length before the

@@ -268,7 +268,8 @@ def _bench(args: argparse.Namespace) -> int:
         "and every image of the other digits (anomalies). AUROC is averaged over "
         f"{args.seeds} seed(s) (seed = split and network). FF and BP: FFOneClassImage with its defaults "
         f"(conv_channels={tuple(defaults['conv_channels'])}, kernel_size={defaults['kernel_size']}, "
-        f"objective={defaults['objective']!r}, negatives={defaults['negatives']!r}, epochs="
+        f"objective={defaults['objective']!r}, negatives={defaults['negatives']!r}, "
+        f"negative_weight={defaults['negative_weight']}, epochs="
         f"{estimator_params.get('epochs', defaults['epochs'])}). Baselines on raw pixels scaled to [0, 1]: "
         "OneClassSVM (RBF, gamma='scale', nu=0.1), IsolationForest (100 trees), distance to the 5th nearest "
         "training image (knn).",
