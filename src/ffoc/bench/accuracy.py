@@ -898,6 +898,8 @@ def _report_text(summary: dict, context: dict, figure_link: str) -> str:
     lines += [
         f"Command: `{context['command']}`",
         "",
+        "The causes of ffoc's gaps to the best detectors are measured in [docs/accuracy.md](docs/accuracy.md).",
+        "",
         f"Versions: ffoc {__version__}, PyOD {context['pyod_version']}, torch {torch.__version__}, "
         f"scikit-learn {sklearn.__version__}, Python {platform.python_version()}. "
         f"One thread per run, {context['jobs']} worker process(es); times are wall-clock seconds per run "
