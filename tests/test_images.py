@@ -31,6 +31,11 @@ def fitted(bar_images):
     return FFOneClassImage(**_FAST).fit(bar_images)
 
 
+@pytest.fixture(scope="module")
+def fitted_center(bar_images):
+    return FFOneClassImage(score_rule="center", **_FAST).fit(bar_images)
+
+
 def test_image_estimator_fit_sets_shapes(fitted):
     assert fitted.image_shape_ == (1, 8, 8)
     assert fitted.n_features_in_ == 64
@@ -120,9 +125,11 @@ def test_image_estimator_score_direction(fitted, bar_images):
         (1e300, np.float64, "value {first} at image 2, channel 0, row 0, column 0 .* float32 cannot represent"),
     ],
 )
-def test_image_estimator_score_rejects_huge_values(fitted, factor, dtype, message):
+def test_image_estimator_score_rejects_huge_values(fitted_center, factor, dtype, message):
     """Images far outside the training range raise instead of all scoring the same."""
     import re
+
+    fitted = fitted_center
 
     images = _bar_images(5, seed=3).astype(dtype)
     images[2] = images[2] * dtype(factor)
@@ -132,6 +139,24 @@ def test_image_estimator_score_rejects_huge_values(fitted, factor, dtype, messag
     with pytest.raises(ValueError, match=expected) as raised:
         fitted.score_samples(images)
     assert "units of the training images" in str(raised.value)
+
+
+def test_knn_scores_huge_image_as_outlier(fitted):
+    """With kNN scores in float64, an image 1e30 times brighter is finite and an outlier."""
+    images = _bar_images(5, seed=3).astype(np.float32)
+    images[2] = images[2] * np.float32(1e30)
+    scores = fitted.score_samples(images)
+    assert np.isfinite(scores).all()
+    assert scores[2] == scores.min()
+    assert fitted.predict(images)[2] == -1
+
+
+def test_knn_overflowing_image_raises(fitted):
+    """An image that overflows float32 in the blocks still raises with the kNN rule."""
+    images = _bar_images(5, seed=3).astype(np.float32)
+    images[2] = images[2] * np.float32(1e38)
+    with pytest.raises(ValueError, match="image 2 overflows float32 in the network"):
+        fitted.score_samples(images)
 
 
 def test_image_estimator_score_accepts_bright_images(fitted):
@@ -335,8 +360,8 @@ def test_bench_images_quick_run(tmp_path, capsys):
     import pandas as pd
 
     rows = pd.read_csv(out / "images_digits.csv")
-    assert sorted(rows["detector"].unique()) == ["bp", "ff", "iforest", "knn", "ocsvm"]
-    assert len(rows) == 2 * 5
+    assert sorted(rows["detector"].unique()) == ["bp", "ff", "ff-center", "iforest", "knn", "ocsvm", "untrained"]
+    assert len(rows) == 2 * 7
     assert rows["auroc"].between(0.5, 1.0).all()
     assert (out / "images_digits_extremes.png").stat().st_size > 0
     text = report.read_text()

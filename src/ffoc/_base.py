@@ -37,7 +37,7 @@ _MIN_SCORE_STD = 1e-12
 STRUCTURAL_PARAMS = (
     "objective", "trainer", "hidden_layer_sizes", "activation", "bias", "normalize_input", "normalize_hidden",
     "nu", "theta", "conv_channels", "kernel_size", "pool_size", "pooling", "scaling", "value_range",
-    "contamination", "score_layers",
+    "contamination", "score_layers", "score_rule", "n_neighbors", "max_references",
 )
 #: Parameters fixed in a stream's optimizer when its first partial_fit call builds it.
 OPTIMIZER_PARAMS = ("learning_rate", "optimizer")
@@ -184,11 +184,15 @@ class _BaseFFOneClass(OutlierMixin, BaseEstimator):
             keep_center=self.center_update == "fixed",
         )
         self._check_radii()
-        train_layer_scores = layer_scores(self.layers_, self._objective, self.states_, X_train)
+        train_layer_scores = self._train_layer_scores(X_train)
         self._check_train_scores(train_layer_scores)
         self._set_score_statistics(train_layer_scores)
         train_scores = self._combine(train_layer_scores)
         self.offset_ = float(self._offset_from(train_scores))
+
+    def _train_layer_scores(self, X_train: torch.Tensor) -> np.ndarray:
+        """Return each layer's anomaly score of the training samples, for the score statistics and offset."""
+        return layer_scores(self.layers_, self._objective, self.states_, X_train)
 
     def _set_score_statistics(self, train_layer_scores: np.ndarray, *, warned_layers: tuple[int, ...] = ()) -> None:
         """Set ``layer_score_mean_`` and ``layer_score_std_``, and warn about layers whose scores are flat.

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
 import torch
 from sklearn.base import _fit_context
+from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
 
 from ._base import _BaseFFOneClass
 from ._validation import resolve_device
@@ -17,11 +20,19 @@ from .negatives import NEGATIVE_KINDS
 from .nn import ACTIVATIONS
 from .objectives import OBJECTIVES
 from .trainers import TrainConfig
+from .neighbors import layer_features, neighbor_layer_scores
 from .trainers.common import OVERFLOW_SCORE, batches, forward_layers
 
-__all__ = ["FFOneClassImage", "SCALINGS"]
+__all__ = ["FFOneClassImage", "SCALINGS", "SCORE_RULES"]
 
 SCALINGS = ("fixed", "image")
+SCORE_RULES = ("knn", "center")
+
+# Largest size of the stored reference activations, in bytes.
+_MAX_REFERENCE_BYTES = 2 * 1024**3
+
+# Images per forward pass when scoring by nearest neighbours: bounds the distance matrix.
+_NEIGHBOR_BATCH = 512
 
 # Channel counts that a trailing axis of an (n, H, W, C) array usually has.
 _CHANNELS_LAST_HINT = (1, 3, 4)
@@ -39,6 +50,11 @@ class FFOneClassImage(_BaseFFOneClass):
     sample over the block's whole activation map. With ``trainer="ff"`` every
     block learns from its own loss and no gradient crosses blocks. With
     ``trainer="bp"`` one loss on the last block trains the whole network.
+
+    By default (``score_rule="knn"``) a trained block scores an image by the
+    distance from its activation map to the ``n_neighbors``-th nearest map of
+    a training image, so a digit written in several styles is not forced
+    around one center. ``score_rule="center"`` scores by the objective itself.
 
     Images are given as arrays of shape ``(n, channels, height, width)``, or
     ``(n, height, width)`` for grey-level images, with channels first. They are
@@ -87,6 +103,22 @@ class FFOneClassImage(_BaseFFOneClass):
     negative_weight : float, default=1.0
         Weight of the negatives' loss against the normal images' loss in each
         block's objective; 0 trains on normal images only.
+    score_rule : {"knn", "center"}, default="knn"
+        How a trained block scores an image. ``"knn"``: the distance from the
+        image's activation map to the ``n_neighbors``-th nearest activation map
+        of a training image (the references). ``"center"``: the objective's own
+        score, such as the squared distance to the block's center for
+        ``hb-svdd``. Either way each block's score is standardised on the
+        training images and ``score_samples`` is minus their mean over
+        ``score_layers``.
+    n_neighbors : int, default=5
+        Which neighbour's distance is the score with ``score_rule="knn"``;
+        lowered, with a warning, when there are fewer training images.
+    max_references : int, default=4096
+        Most training images kept as references with ``score_rule="knn"``; a
+        random subset is kept when there are more. The references' activation
+        maps are stored in the fitted detector and its model file: about
+        ``4 * max_references`` bytes per value of the blocks' activation maps.
     activation, bias, nu, theta, learning_rate, epochs, batch_size, optimizer, \
 schedule, center_update, normalize_input, score_layers, contamination, \
 early_stopping, validation_fraction, \
@@ -107,6 +139,12 @@ n_iter_no_change, device, random_state, verbose
     layers_ : torch.nn.ModuleList
         The trained blocks (:class:`ffoc.conv.ConvBlock`, then
         :class:`ffoc.conv.DenseBlock`).
+    references_ : list of torch.Tensor
+        With ``score_rule="knn"``: each block's flattened activation maps of the
+        reference images, shape (n_references, n_values); empty otherwise.
+    n_neighbors_ : int
+        The neighbour used for the scores: ``n_neighbors``, or fewer when the
+        training set is small.
     states_, layer_score_mean_, layer_score_std_, offset_, history_, device_
         As in :class:`ffoc.FFOneClass`.
 
@@ -158,6 +196,9 @@ n_iter_no_change, device, random_state, verbose
         "center_update": [StrOptions({"fixed", "epoch"})],
         "normalize_input": ["boolean"],
         "score_layers": [StrOptions({"all", "last"}), "array-like"],
+        "score_rule": [StrOptions(set(SCORE_RULES))],
+        "n_neighbors": [Interval(Integral, 1, None, closed="left")],
+        "max_references": [Interval(Integral, 2, None, closed="left")],
         "contamination": [StrOptions({"auto"}), Interval(Real, 0, 0.5, closed="both")],
         "negatives": [StrOptions(set(NEGATIVE_KINDS))],
         "negative_weight": [Interval(Real, 0, None, closed="left")],
@@ -194,6 +235,9 @@ n_iter_no_change, device, random_state, verbose
         center_update: str = "fixed",
         normalize_input: bool = False,
         score_layers="all",
+        score_rule: str = "knn",
+        n_neighbors: int = 5,
+        max_references: int = 4096,
         contamination="auto",
         negatives: str = "shuffle",
         negative_weight: float = 1.0,
@@ -226,6 +270,9 @@ n_iter_no_change, device, random_state, verbose
         self.center_update = center_update
         self.normalize_input = normalize_input
         self.score_layers = score_layers
+        self.score_rule = score_rule
+        self.n_neighbors = n_neighbors
+        self.max_references = max_references
         self.contamination = contamination
         self.negatives = negatives
         self.negative_weight = negative_weight
@@ -269,6 +316,7 @@ n_iter_no_change, device, random_state, verbose
         """
         images = self._check_X(X, reset=True)
         self._check_architecture()
+        self._check_reference_size(len(images))
         self.device_ = resolve_device(self.device)
         generator = self._make_generator()
 
@@ -292,6 +340,61 @@ n_iter_no_change, device, random_state, verbose
     def _train_config(self, n_samples: int) -> TrainConfig:
         return dataclasses.replace(super()._train_config(n_samples), noise_scale=float(self.noise_scale))
 
+    def _train_layer_scores(self, X_train: torch.Tensor) -> np.ndarray:
+        """Keep the reference activations (``score_rule="knn"``), then score the training images.
+
+        A training image that is also a reference is not its own neighbour, so
+        its training score matches that of a new image from the same
+        distribution.
+        """
+        self.references_ = []
+        self.n_neighbors_ = int(self.n_neighbors)
+        if self.score_rule == "center":
+            return super()._train_layer_scores(X_train)
+
+        n_samples = X_train.shape[0]
+        rows = np.arange(n_samples)
+        if n_samples > self.max_references:
+            rows = np.sort(check_random_state(self.random_state).choice(n_samples, self.max_references, replace=False))
+        self.references_ = layer_features(self.layers_, X_train[torch.as_tensor(rows)], batch_size=_NEIGHBOR_BATCH)
+        if len(rows) == 1:
+            # One training image has no neighbour: its score is 0, and the flat-score warning follows.
+            self.n_neighbors_ = 1
+            return np.zeros((n_samples, len(self.layers_)))
+
+        self.n_neighbors_ = min(int(self.n_neighbors), len(rows) - 1)
+        if self.n_neighbors_ < self.n_neighbors:
+            warnings.warn(
+                f"{type(self).__name__}: n_neighbors={self.n_neighbors} needs at least {self.n_neighbors + 1} "
+                f"training images, and {len(rows)} were given; scoring by neighbour {self.n_neighbors_} instead.",
+                UserWarning,
+            )
+        self_columns = torch.full((n_samples,), -1, dtype=torch.long)
+        self_columns[torch.as_tensor(rows)] = torch.arange(len(rows))
+        references = [r.to(X_train.device) for r in self.references_]
+        return neighbor_layer_scores(
+            self.layers_, references, X_train, self.n_neighbors_, self_columns=self_columns,
+            batch_size=_NEIGHBOR_BATCH,
+        )
+
+    def _check_reference_size(self, n_samples: int) -> None:
+        """Raise ValueError before training if the kNN references would take more than 2 GiB."""
+        if self.score_rule != "knn":
+            return
+        untrained = self._build_layers(torch.Generator().manual_seed(0))
+        with torch.inference_mode():
+            outputs = forward_layers(untrained, torch.zeros((1, *self.image_shape_)))
+        values = sum(int(h[0].numel()) for h in outputs)
+        n_references = min(n_samples, int(self.max_references))
+        size = 4 * values * n_references
+        if size > _MAX_REFERENCE_BYTES:
+            fitting = max(2, _MAX_REFERENCE_BYTES // (4 * values))
+            raise ValueError(
+                f"score_rule='knn' would keep {n_references} reference images of {values} activation values each "
+                f"({size / 1024**3:.1f} GiB, more than the 2 GiB limit). Set max_references={fitting} or lower, "
+                "use fewer conv_channels or a larger pool_size, or use score_rule='center'."
+            )
+
     # ------------------------------------------------------------------ scoring
 
     def layer_scores(self, X) -> np.ndarray:
@@ -308,7 +411,15 @@ n_iter_no_change, device, random_state, verbose
             If a scaled pixel is too large for float32, or an image overflows
             float32 in the network; the message names the image.
         """
-        scores = super().layer_scores(X)
+        if self.score_rule == "knn":
+            check_is_fitted(self)
+            X_scaled = self._to_tensor(self._check_X(X, reset=False))
+            references = [r.to(self.device_) for r in self.references_]
+            scores = neighbor_layer_scores(
+                self.layers_, references, X_scaled, self.n_neighbors_, batch_size=_NEIGHBOR_BATCH
+            )
+        else:
+            scores = super().layer_scores(X)
         overflowing = np.flatnonzero((np.abs(scores) >= OVERFLOW_SCORE).any(axis=1))
         if overflowing.size:
             raise self._overflow_error(self._check_X(X, reset=False), int(overflowing[0]), "the network")
@@ -355,6 +466,28 @@ n_iter_no_change, device, random_state, verbose
 
     def _input_state(self) -> tuple[dict[str, torch.Tensor], dict]:
         return {}, {"image_shape": list(self.image_shape_), "value_range": list(self.value_range_)}
+
+    def _fitted_state(self) -> tuple[dict[str, torch.Tensor], dict]:
+        tensors, fitted = super()._fitted_state()
+        for k, reference in enumerate(self.references_):
+            tensors[f"references.{k}"] = reference.contiguous()
+        fitted["n_neighbors"] = int(self.n_neighbors_)
+        return tensors, fitted
+
+    def _restore_fitted_state(self, tensors: dict[str, torch.Tensor], fitted: dict) -> None:
+        if "n_neighbors" not in fitted:
+            # Files saved before score rules existed scored by the objective.
+            self.score_rule = "center"
+        super()._restore_fitted_state(tensors, fitted)
+        self.n_neighbors_ = int(fitted.get("n_neighbors", self.n_neighbors))
+        self.references_ = []
+        while f"references.{len(self.references_)}" in tensors:
+            self.references_.append(tensors[f"references.{len(self.references_)}"].to(torch.float32))
+        if self.score_rule == "knn" and len(self.references_) != len(self.layers_):
+            raise ValueError(
+                f"score_rule='knn' needs reference activations for all {len(self.layers_)} blocks, "
+                f"but the file has {len(self.references_)}"
+            )
 
     def _restore_input_state(self, tensors: dict[str, torch.Tensor], fitted: dict) -> None:
         shape = tuple(int(s) for s in fitted["image_shape"])

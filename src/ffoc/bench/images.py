@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,15 @@ from .report import machine_description, markdown_table, write_section
 __all__ = ["add_parser", "run_images", "summarize", "plot_extremes", "BASELINES", "DETECTORS"]
 
 BASELINES = ("ocsvm", "iforest", "knn")
-DETECTORS = ("ff", "bp") + BASELINES
+#: ffoc's detectors: FF and BP with the defaults, FF scored by the objective
+#: (score_rule="center"), and the untrained network with the default score rule.
+NETWORKS = {
+    "ff": {"trainer": "ff"},
+    "bp": {"trainer": "bp"},
+    "ff-center": {"trainer": "ff", "score_rule": "center"},
+    "untrained": {"trainer": "ff", "epochs": 0},
+}
+DETECTORS = tuple(NETWORKS) + BASELINES
 _KNN_NEIGHBORS = 5
 _TRAIN_FRACTION = 0.8
 
@@ -78,7 +87,9 @@ def run_images(
         Seeds of the split and of the detectors.
     detectors : iterable of str
         Any of ``"ff"``, ``"bp"`` (:class:`ffoc.images.FFOneClassImage` with that
-        trainer) and the baselines ``"ocsvm"``, ``"iforest"``, ``"knn"``.
+        trainer), ``"ff-center"`` (FF scored by the objective, ``score_rule="center"``),
+        ``"untrained"`` (the network as initialised, ``epochs=0``, default score
+        rule) and the baselines ``"ocsvm"``, ``"iforest"``, ``"knn"``.
     estimator_params : dict or None
         Parameters passed to :class:`ffoc.images.FFOneClassImage` besides
         ``trainer`` and ``random_state``; ``None`` keeps its defaults.
@@ -116,9 +127,12 @@ def run_images(
             train, test = split.train_index, split.test_index
             for name in detectors:
                 start = time.perf_counter()
-                if name in ("ff", "bp"):
-                    params = dict(estimator_params or {})
-                    detector = FFOneClassImage(trainer=name, random_state=seed, **params).fit(images[train])
+                if name in NETWORKS:
+                    params = {**(estimator_params or {}), **NETWORKS[name]}
+                    with warnings.catch_warnings():
+                        # The untrained network's epochs=0 warning is expected here.
+                        warnings.filterwarnings("ignore", message=".*epochs=0.*")
+                        detector = FFOneClassImage(random_state=seed, **params).fit(images[train])
                     fitted = time.perf_counter()
                     scores = -detector.score_samples(images[test])
                 else:
@@ -145,7 +159,7 @@ def summarize(rows: list[dict]) -> tuple[list[str], list[list]]:
     """Return a per-digit table of mean AUROC over seeds, one column per detector, and a mean row."""
     detectors = [d for d in DETECTORS if any(r["detector"] == d for r in rows)]
     digits = sorted({r["digit"] for r in rows})
-    header = ["digit"] + [f"{d.upper() if d in ('ff', 'bp') else d} AUROC" for d in detectors]
+    header = ["digit"] + [f"{d.upper() if d in ('ff', 'bp', 'ff-center') else d} AUROC" for d in detectors]
     table = []
     means = {d: [] for d in detectors}
     for digit in digits:
@@ -269,8 +283,12 @@ def _bench(args: argparse.Namespace) -> int:
         f"{args.seeds} seed(s) (seed = split and network). FF and BP: FFOneClassImage with its defaults "
         f"(conv_channels={tuple(defaults['conv_channels'])}, kernel_size={defaults['kernel_size']}, "
         f"objective={defaults['objective']!r}, negatives={defaults['negatives']!r}, "
-        f"negative_weight={defaults['negative_weight']}, epochs="
-        f"{estimator_params.get('epochs', defaults['epochs'])}). Baselines on raw pixels scaled to [0, 1]: "
+        f"negative_weight={defaults['negative_weight']}, score_rule={defaults['score_rule']!r}, "
+        f"n_neighbors={defaults['n_neighbors']}, epochs="
+        f"{estimator_params.get('epochs', defaults['epochs'])}). FF-center: the same FF network scored by "
+        "its objective (score_rule='center', the squared distance to each block's center). untrained: the "
+        "network as initialised (epochs=0) with the default score rule, which shows what training adds. "
+        "Baselines on raw pixels scaled to [0, 1]: "
         "OneClassSVM (RBF, gamma='scale', nu=0.1), IsolationForest (100 trees), distance to the 5th nearest "
         "training image (knn).",
         "",

@@ -41,7 +41,7 @@ def _size(text: str) -> tuple[int, int]:
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     """Add the image estimator's main parameters as options (defaults: the estimator's own)."""
-    from ..images import SCALINGS, FFOneClassImage
+    from ..images import SCALINGS, SCORE_RULES, FFOneClassImage
     from ..objectives import OBJECTIVES
 
     defaults = FFOneClassImage().get_params()
@@ -56,6 +56,11 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
                        metavar="W1,W2,...", help="widths of dense layers after the convolutions (default: none)")
     group.add_argument("--scaling", choices=list(SCALINGS), default=defaults["scaling"],
                        help="'fixed': one range for all images; 'image': each image's own range (default: %(default)s)")
+    group.add_argument("--score-rule", choices=list(SCORE_RULES), default=defaults["score_rule"],
+                       help="'knn': distance to the n-th nearest training image's activations in each block; "
+                            "'center': the objective's own score (default: %(default)s)")
+    group.add_argument("--n-neighbors", type=int, default=defaults["n_neighbors"],
+                       help="which neighbour's distance is the score with --score-rule knn (default: %(default)s)")
     group.add_argument("--epochs", type=int, default=defaults["epochs"])
     group.add_argument("--batch-size", type=int, default=defaults["batch_size"])
     group.add_argument("--learning-rate", type=float, default=defaults["learning_rate"])
@@ -89,6 +94,8 @@ def _fit_images(args: argparse.Namespace) -> int:
         kernel_size=args.kernel_size,
         hidden_layer_sizes=args.hidden_layer_sizes,
         scaling=args.scaling,
+        score_rule=args.score_rule,
+        n_neighbors=args.n_neighbors,
         epochs=args.epochs,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
