@@ -12,12 +12,18 @@ __all__ = ["IMAGE_SUFFIXES", "list_image_files", "read_image_folder"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
+# Pillow's names of the formats read; the suffixes above are not enough to select the decoder.
+_PILLOW_FORMATS = ("PNG", "JPEG")
+
 # Pillow modes with one grey level per pixel.
 _GREY_MODES = ("1", "L", "LA", "I", "I;16", "F")
 
 
 def list_image_files(folder: str | os.PathLike[str]) -> list[Path]:
     """Return the PNG and JPEG files directly inside ``folder``, sorted by name.
+
+    Broken symbolic links with an image suffix are listed too, so that reading
+    them reports them as unreadable; folders and other special files are not.
 
     Raises
     ------
@@ -33,7 +39,10 @@ def list_image_files(folder: str | os.PathLike[str]) -> list[Path]:
         raise FileNotFoundError(f"Image folder {str(folder)!r} not found.")
     if not folder.is_dir():
         raise NotADirectoryError(f"{str(folder)!r} is not a folder; give a folder of PNG or JPEG files.")
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    files = sorted(
+        p for p in folder.iterdir()
+        if p.suffix.lower() in IMAGE_SUFFIXES and (p.is_file() or (p.is_symlink() and not p.exists()))
+    )
     if not files:
         raise ValueError(f"No PNG or JPEG file (suffix {', '.join(IMAGE_SUFFIXES)}) found in {str(folder)!r}.")
     return files
@@ -63,7 +72,9 @@ def read_image_folder(
     skip_unreadable : bool, default=False
         Leave out the files that cannot be read as images, with a warning
         naming each one, in place of raising. ``names`` then lists only the
-        files that were read.
+        files that were read. A file is unreadable when it is not a PNG or
+        JPEG file whatever its suffix, when decoding it fails, or when it is a
+        broken symbolic link.
 
     Returns
     -------
@@ -81,7 +92,10 @@ def read_image_folder(
     Warns
     -----
     UserWarning
-        For each file left out with ``skip_unreadable=True``.
+        For each file left out with ``skip_unreadable=True``. Warnings Pillow
+        gives while reading a file (such as ``DecompressionBombWarning`` for an
+        image above ``PIL.Image.MAX_IMAGE_PIXELS``) are given again with the
+        file name in front.
 
     Examples
     --------
@@ -93,7 +107,7 @@ def read_image_folder(
     >>> images.shape, names
     ((1, 1, 4, 5), ['a.png'])
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     if mode not in ("auto", "grey", "rgb"):
         raise ValueError(f"Unknown mode {mode!r}; choose 'auto', 'grey' or 'rgb'.")
@@ -107,12 +121,19 @@ def read_image_folder(
     pictures, readable, unreadable = [], [], []
     for path in files:
         try:
-            with Image.open(path) as picture:
-                picture.load()
-                pictures.append(picture.copy())
-                readable.append(path)
-        except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as error:
-            unreadable.append(f"{str(path)!r} ({error})")
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                # Only the formats ffoc reads: Pillow otherwise picks a decoder from the content, whatever
+                # the suffix, and the decoders of other formats fail in many ways (ValueError,
+                # NotImplementedError, SyntaxError) on text files saved as .png.
+                with Image.open(path, formats=_PILLOW_FORMATS) as picture:
+                    picture.load()
+                    pictures.append(picture.copy())
+                    readable.append(path)
+        except Exception as error:  # noqa: BLE001 - any failure to decode one file makes that file unreadable
+            unreadable.append(f"{str(path)!r} ({str(error) or type(error).__name__})")
+        for caught_warning in caught:
+            warnings.warn(f"{str(path)!r}: {caught_warning.message}", caught_warning.category, stacklevel=2)
     if unreadable and not skip_unreadable:
         shown = "; ".join(unreadable[:5]) + (f"; and {len(unreadable) - 5} more" if len(unreadable) > 5 else "")
         raise ValueError(
