@@ -153,6 +153,30 @@ def test_ffoneclass_early_stopping_records_validation_losses(shifted_blobs):
     assert len(detector.history_.validation_losses) < 200
 
 
+@pytest.mark.parametrize("trainer", ["ff", "bp"])
+def test_early_stopping_best_epoch_saved(trainer, tmp_path):
+    from ffoc import load
+
+    X = np.random.default_rng(0).normal(size=(1000, 5))
+    detector = FFOneClass(epochs=200, early_stopping=True, n_iter_no_change=2, hidden_layer_sizes=(8, 8),
+                          trainer=trainer, random_state=0).fit(X)
+    best, n_run = detector.history_.best_epoch, len(detector.history_.layer_losses)
+    assert best is not None
+    assert best + 1 < n_run
+    summary = detector._training_summary()
+    assert summary == {"trained_with": "fit", "epochs_trained": n_run, "epochs_kept": best + 1}
+
+    detector.save(tmp_path / "model.safetensors")
+    loaded = load(tmp_path / "model.safetensors")
+    assert loaded.history_.best_epoch == best
+    assert loaded._training_summary() == summary
+
+
+def test_summary_without_early_stopping(fitted):
+    assert fitted.history_.best_epoch is None
+    assert "epochs_kept" not in fitted._training_summary()
+
+
 def test_ffoneclass_validation_data_used_for_stopping(shifted_blobs):
     normal, _ = shifted_blobs
     detector = FFOneClass(epochs=4, random_state=0).fit(normal[:200], X_val=normal[200:])

@@ -304,6 +304,7 @@ class _BaseFFOneClass(OutlierMixin, BaseEstimator):
             history={
                 "layer_losses": self.history_.layer_losses,
                 "validation_losses": self.history_.validation_losses,
+                "best_epoch": self.history_.best_epoch,
             },
             training=self._training_summary(),
         )
@@ -313,12 +314,17 @@ class _BaseFFOneClass(OutlierMixin, BaseEstimator):
         """Return how the fitted network was trained, as stored in model files and shown by ``ffoc info``.
 
         A detector loaded from a file returns the summary stored there, and
-        one fitted with ``fit`` returns ``{"trained_with": "fit", "epochs_trained": N}``.
+        one fitted with ``fit`` returns ``{"trained_with": "fit", "epochs_trained": N}``,
+        N being the epochs run. When early stopping restored the weights of its
+        best epoch, ``epochs_kept`` is the number of epochs behind those weights.
         """
         saved = getattr(self, "_saved_training", None)
         if saved is not None:
             return saved
-        return {"trained_with": "fit", "epochs_trained": len(self.history_.layer_losses)}
+        summary = {"trained_with": "fit", "epochs_trained": len(self.history_.layer_losses)}
+        if self.history_.best_epoch is not None:
+            summary["epochs_kept"] = self.history_.best_epoch + 1
+        return summary
 
     def _restore_fitted_state(self, tensors: dict[str, torch.Tensor], fitted: dict) -> None:
         """Rebuild the fitted detector on the CPU from :meth:`_fitted_state`'s output."""
@@ -348,6 +354,7 @@ class _BaseFFOneClass(OutlierMixin, BaseEstimator):
         self.history_ = TrainHistory(
             layer_losses=history.get("layer_losses", []),
             validation_losses=history.get("validation_losses", []),
+            best_epoch=history.get("best_epoch"),
         )
         # NOTE: files written before the summary existed lack it, so they report "fit" with one epoch
         # per history line. For a model streamed with such a version, that counts its training calls.

@@ -184,7 +184,8 @@ class FFOneClass(OnlineMixin, _BaseFFOneClass):
     offset_ : float
         Threshold on ``score_samples``; ``decision_function = score_samples - offset_``.
     history_ : TrainHistory
-        Per-epoch training losses.
+        Per-epoch training losses, and ``best_epoch``: with early stopping, the
+        epoch (counted from 0) whose weights were kept.
     device_ : torch.device
         Device used for training.
     n_epochs_ : int
