@@ -2,6 +2,7 @@
 
 import json
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -246,10 +247,29 @@ def test_cli_resume_rejects_other_normal_label(tmp_path, capsys):
 def test_cli_stream_one_row_warns_flat_scores(tmp_path, capsys):
     data = tmp_path / "one.csv"
     pd.DataFrame({"a": [1.0], "b": [2.0], "c": [3.0]}).to_csv(data, index=False)
-    with pytest.warns(UserWarning, match="every training row gets nearly the same score"):
+    with pytest.warns(UserWarning, match="after 1 row seen, every training row so far gets nearly the same score"):
         code = main(["fit", str(data), "--stream", "--hidden-layer-sizes", "8", "--out", str(tmp_path / "m.safetensors")])
     assert code == 0
     assert "online on 1 rows" in capsys.readouterr().out
+
+
+def test_cli_stream_shorter_than_warm_up_warns(tmp_path, capsys):
+    data = tmp_path / "rows.csv"
+    pd.DataFrame(np.random.default_rng(0).normal(size=(300, 3)), columns=["a", "b", "c"]).to_csv(data, index=False)
+    model = tmp_path / "m.safetensors"
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        code = main(["fit", str(data), "--stream", "--chunk-size", "1", "--hidden-layer-sizes", "8",
+                     "--out", str(model)])
+    assert code == 0
+    messages = [str(w.message) for w in record]
+    assert len(messages) == 1
+    assert "fewer than the warm-up of 512 rows" in messages[0]
+    assert "ffoc fit without --stream" in messages[0]
+    capsys.readouterr()
+
+    assert main(["info", str(model)]) == 0
+    assert json.loads(capsys.readouterr().out)["n_optimizer_steps"] == 0
 
 
 def test_cli_info_shows_stream_training(tmp_path, capsys):

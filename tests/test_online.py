@@ -1,5 +1,6 @@
 """Online training: partial_fit, fit_stream and the running statistics."""
 
+import re
 import warnings
 
 import numpy as np
@@ -434,8 +435,64 @@ def test_partial_fit_accepts_huge_constant_column(rng, value):
 
 
 def test_partial_fit_one_row_warns_flat_scores(rng):
-    with pytest.warns(UserWarning, match="nearly the same score at layer"):
+    with pytest.warns(UserWarning, match="after 1 row seen, every training row so far gets nearly the same score"):
         FFOneClass(**SMALL).partial_fit(rng.normal(size=(1, 4)))
+
+
+def _messages(record, text: str) -> list[str]:
+    return [str(w.message) for w in record if text in str(w.message)]
+
+
+def test_fit_stream_one_row_chunks_no_flat_warning(rng):
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        detector = FFOneClass(**SMALL).fit_stream(rng.normal(size=(1, 4)) for _ in range(300))
+    assert _messages(record, "nearly the same score") == []
+    assert detector._flat_layers == ()
+
+
+def test_fit_stream_shorter_than_warm_up_warns(rng):
+    with pytest.warns(UserWarning, match=r"ended after 300 rows, fewer than the warm-up of 512 rows"):
+        detector = FFOneClass(**SMALL).fit_stream(rng.normal(size=(100, 4)) for _ in range(3))
+    assert detector._training_summary()["n_optimizer_steps"] == 0
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        FFOneClass(**SMALL).fit_stream(rng.normal(size=(300, 4)) for _ in range(2))
+
+
+def test_fit_stream_flat_at_end_warns_once():
+    chunks = [np.tile([[1.0, 2.0, 3.0, 4.0]], (3, 1)) for _ in range(2)]
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        FFOneClass(**SMALL).fit_stream(chunks)
+    flat = _messages(record, "nearly the same score")
+    assert len(flat) == 1
+    assert "after 6 rows seen" in flat[0]
+
+
+@pytest.mark.parametrize(
+    ("score_layers", "column", "expected"),
+    [
+        ("last", 0, None),
+        ("last", 1, "at layer 1 .* no scale"),
+        ("all", 0, "at layer 0 .* not comparable across the scored layers"),
+        ([0, -1], 1, "at layer 1 .* not comparable across the scored layers"),
+    ],
+)
+def test_flat_warning_names_scored_layers_only(rng, score_layers, column, expected):
+    detector = FFOneClass(score_layers=score_layers, epochs=1, **SMALL).fit(rng.normal(size=(64, 4)))
+    scores = rng.normal(size=(64, 2))
+    scores[:, column] = 3.0
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        detector._set_score_statistics(scores)
+    flat = _messages(record, "nearly the same score")
+    if expected is None:
+        assert flat == []
+    else:
+        assert len(flat) == 1
+        assert re.search(expected, flat[0])
 
 
 def test_fit_stream_flat_scores_warn_once():

@@ -194,28 +194,52 @@ class _BaseFFOneClass(OutlierMixin, BaseEstimator):
         """Return each layer's anomaly score of the training samples, for the score statistics and offset."""
         return layer_scores(self.layers_, self._objective, self.states_, X_train)
 
-    def _set_score_statistics(self, train_layer_scores: np.ndarray, *, warned_layers: tuple[int, ...] = ()) -> None:
-        """Set ``layer_score_mean_`` and ``layer_score_std_``, and warn about layers whose scores are flat.
+    def _set_score_statistics(
+        self, train_layer_scores: np.ndarray, *, warned_layers: tuple[int, ...] | None = (), n_seen: int | None = None
+    ) -> None:
+        """Set ``layer_score_mean_`` and ``layer_score_std_``, and warn about scored layers whose scores are flat.
 
-        A layer is flat when every training row gets nearly the same score there.
-        ``warned_layers`` lists the layers already reported, so that online
-        training warns once when a layer turns flat and not after every call.
-        The flat layers are stored in ``_flat_layers`` for the next call.
+        A layer is flat when every training row gets nearly the same score there;
+        only the layers that ``score_samples`` combines count. ``warned_layers``
+        lists the layers already reported, so that online training warns once
+        when a layer turns flat and not after every call. None warns about no
+        layer. ``n_seen`` is the number of rows an online detector has seen so
+        far, for the message. The flat layers and their training score standard
+        deviations are stored in ``_flat_layers`` and ``_flat_spreads``.
         """
         self.layer_score_mean_ = train_layer_scores.mean(axis=0)
         spread = train_layer_scores.std(axis=0)
-        flat = np.flatnonzero(spread <= np.maximum(_MIN_SCORE_STD, 1e-6 * np.abs(self.layer_score_mean_)))
-        if not set(flat.tolist()) <= set(warned_layers):
-            warnings.warn(
-                f"{type(self).__name__}: every training row gets nearly the same score at layer(s) "
-                f"{', '.join(map(str, flat))} (training score standard deviation "
-                f"{', '.join(f'{spread[k]:.3g}' for k in flat)}), so scores of new rows are not comparable "
-                "across layers. This happens with one row, identical rows or a collapsed network: train on "
-                "more, varied rows or lower learning_rate.",
-                UserWarning,
-            )
-        self._flat_layers = tuple(flat.tolist())
+        n_layers = spread.shape[0]
+        scored = sorted({int(k) % n_layers for k in self._selected_layers()})
+        flat = [k for k in scored if spread[k] <= max(_MIN_SCORE_STD, 1e-6 * abs(self.layer_score_mean_[k]))]
+        self._flat_layers = tuple(flat)
+        self._flat_spreads = tuple(float(spread[k]) for k in flat)
+        if warned_layers is not None and not set(flat) <= set(warned_layers):
+            self._warn_flat_layers(n_seen)
         self.layer_score_std_ = np.maximum(spread, _MIN_SCORE_STD)
+
+    def _warn_flat_layers(self, n_seen: int | None = None) -> None:
+        """Warn that the scored layers in ``_flat_layers`` give every training row nearly the same score.
+
+        ``n_seen``, the rows an online detector has seen so far, goes into the
+        message, because the warning describes the detector after those rows.
+        """
+        flat = self._flat_layers
+        where = f"layer {flat[0]}" if len(flat) == 1 else f"layers {', '.join(map(str, flat))}"
+        rows = "every training row" if n_seen is None else (
+            f"after {n_seen} row{'' if n_seen == 1 else 's'} seen, every training row so far"
+        )
+        n_layers = len(self.layer_score_mean_)
+        if len({int(k) % n_layers for k in self._selected_layers()}) > 1:
+            effect = "scores of new rows are not comparable across the scored layers"
+        else:
+            effect = "the training scores give no scale against which to measure new rows"
+        warnings.warn(
+            f"{type(self).__name__}: {rows} gets nearly the same score at {where} (training score standard "
+            f"deviation {', '.join(f'{value:.3g}' for value in self._flat_spreads)}), so {effect}. This happens "
+            "with one row, identical rows or a collapsed network: train on more, varied rows or lower learning_rate.",
+            UserWarning,
+        )
 
     def _check_radii(self) -> None:
         """Raise TrainingDivergedError if a refreshed radius is not finite."""

@@ -45,6 +45,7 @@ array([ 1, -1])
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -224,6 +225,13 @@ class OnlineMixin:
         fitted with ``fit`` (or loaded) continues from its weights with a new
         optimizer and an empty reservoir.
 
+        A new stream first collects a warm-up of ``max(batch_size, 512)`` rows
+        (:data:`WARM_UP_ROWS` is 512). Until that many rows have arrived, calls
+        take no optimizer step: the detector keeps its initial weights and
+        scores with statistics from the rows collected so far. The call that
+        completes the warm-up trains on all of them. A stream shorter than the
+        warm-up therefore trains nothing, so fit the rows with :meth:`fit`.
+
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
@@ -249,10 +257,12 @@ class OnlineMixin:
         -----
         UserWarning
             When every row behind the score statistics (the warm-up rows, then
-            the reservoir) gets nearly the same score at a layer, as ``fit``
-            warns. This happens with one row, identical rows or a collapsed
-            network. A stream warns when a layer turns flat, not again after
-            every call while it stays flat.
+            the reservoir) gets nearly the same score at a scored layer, as
+            ``fit`` warns. This happens with one row, identical rows or a
+            collapsed network. The message gives the rows seen so far, because
+            it describes the detector after this call: a layer that is flat
+            after the first few rows may not stay flat. A stream warns when a
+            layer turns flat, not again after every call while it stays flat.
 
         Notes
         -----
@@ -295,6 +305,15 @@ class OnlineMixin:
             after the batches before it, as :meth:`partial_fit` does.
         TypeError
             If ``batches`` is a single array (use :meth:`fit` or :meth:`partial_fit`).
+
+        Warns
+        -----
+        UserWarning
+            At the end of the stream, when it had fewer rows than the warm-up
+            of ``max(batch_size, 512)`` rows (see :meth:`partial_fit`), so that
+            no training step was taken. Also at the end, when a scored layer
+            gives every row behind the score statistics nearly the same score.
+            Layers that are flat only after the first batches do not warn.
         """
         if isinstance(batches, np.ndarray) or hasattr(batches, "columns") or isinstance(batches, torch.Tensor):
             raise TypeError(
@@ -304,19 +323,40 @@ class OnlineMixin:
         self._validate_params()
         start = True
         for batch in batches:
-            self._partial_fit(batch, start=start)
+            self._partial_fit(batch, start=start, in_stream=True)
             start = False
         if start:
             raise ValueError("fit_stream got no batches; the iterable was empty.")
+        self._end_stream()
         return self
+
+    def _end_stream(self) -> None:
+        """Warn when a stream that has ended took no optimizer step or leaves a scored layer flat.
+
+        :meth:`fit_stream` and ``ffoc fit --stream`` call it after their last
+        batch, in place of the flat-layer warnings of the single calls.
+        """
+        stream = self._stream
+        if stream.n_steps == 0:
+            warnings.warn(
+                f"{type(self).__name__}: the stream ended after {stream.n_seen} rows, fewer than the warm-up of "
+                f"{self._warm_up_size()} rows (max(batch_size, {WARM_UP_ROWS})), so no training step was taken "
+                "and the network keeps its initial weights. Fit without streaming (fit, or ffoc fit without "
+                "--stream) or stream more rows to train it.",
+                UserWarning,
+            )
+        if getattr(self, "_flat_layers", ()):
+            self._warn_flat_layers(stream.n_seen)
 
     # ------------------------------------------------------------------ one call
 
-    def _partial_fit(self, X, *, start: bool) -> None:
+    def _partial_fit(self, X, *, start: bool, in_stream: bool = False) -> None:
         """Run one ``partial_fit`` call; ``start`` discards any earlier training first.
 
-        A call that raises, a TrainingDivergedError included, leaves the detector
-        as it was before the call.
+        ``in_stream`` leaves out the flat-layer warning, for a caller that
+        calls :meth:`_end_stream` when its stream ends. A call that raises, a
+        TrainingDivergedError included, leaves the detector as it was before
+        the call.
         """
         self._check_stream_schedule()
         stream = getattr(self, "_stream", None)
@@ -329,7 +369,8 @@ class OnlineMixin:
 
         saved = _Rollback.save(self, continuing=continuing)
         try:
-            self._run_call(X, continuing=continuing, fitted_elsewhere=fitted_elsewhere, saved=saved)
+            self._run_call(X, continuing=continuing, fitted_elsewhere=fitted_elsewhere, saved=saved,
+                           warn_flat=not in_stream)
         except TrainingDivergedError as error:
             saved.restore(self)
             error.args = (
@@ -341,7 +382,9 @@ class OnlineMixin:
             saved.restore(self)
             raise
 
-    def _run_call(self, X, *, continuing: bool, fitted_elsewhere: bool, saved: _Rollback) -> None:
+    def _run_call(
+        self, X, *, continuing: bool, fitted_elsewhere: bool, saved: _Rollback, warn_flat: bool = True
+    ) -> None:
         X = self._check_X(X, reset=not (continuing or fitted_elsewhere))
         if fitted_elsewhere:
             self._continue_from_fitted()
@@ -359,7 +402,7 @@ class OnlineMixin:
             stream.warm_up_rows.append(X)
             if stream.n_seen < self._warm_up_size():
                 self._estimate_warm_up_states()
-                self._refresh_statistics(self._warm_up_tensor())
+                self._refresh_statistics(self._warm_up_tensor(), warn_flat=warn_flat)
                 return
             # Warm-up complete: estimate the states as fit does, then train on every kept row.
             X = np.concatenate(stream.warm_up_rows)
@@ -372,7 +415,7 @@ class OnlineMixin:
 
         with self._thread_limit():
             self._train_one_pass(self._to_tensor(X))
-        self._refresh_statistics(self._reservoir_tensor())
+        self._refresh_statistics(self._reservoir_tensor(), warn_flat=warn_flat)
 
     def _train_one_pass(self, X: torch.Tensor) -> None:
         """Step every layer once per shuffled mini-batch of ``X`` and record the mean losses."""
@@ -587,8 +630,11 @@ class OnlineMixin:
             self.layers_, self._objective, self._warm_up_tensor(), nu=self.nu, theta=self.theta
         )
 
-    def _refresh_statistics(self, X: torch.Tensor) -> None:
-        """Set the radii, score standardisation and ``offset_`` from the sample ``X`` and the current network."""
+    def _refresh_statistics(self, X: torch.Tensor, *, warn_flat: bool = True) -> None:
+        """Set the radii, score standardisation and ``offset_`` from the sample ``X`` and the current network.
+
+        ``warn_flat=False`` leaves out the warning about flat scored layers.
+        """
         if X.shape[0] == 0:
             return
         stream = self._stream
@@ -610,7 +656,8 @@ class OnlineMixin:
         scores = layer_scores(self.layers_, self._objective, self.states_, X)
         if stream.warmed_up:
             self._check_train_scores(scores)
-        self._set_score_statistics(scores, warned_layers=getattr(self, "_flat_layers", ()))
+        warned_layers = getattr(self, "_flat_layers", ()) if warn_flat else None
+        self._set_score_statistics(scores, warned_layers=warned_layers, n_seen=stream.n_seen)
         self.offset_ = float(self._offset_from(self._combine(scores)))
         self.n_samples_seen_ = stream.n_seen
 

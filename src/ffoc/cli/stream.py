@@ -149,6 +149,7 @@ def fit_stream_command(args: argparse.Namespace) -> int:
         detector, chunks_done = _resume(args, checkpoint, params)
         detector.set_params(verbose=args.verbose)
 
+    detector._validate_params()
     chunks = iter_table_chunks(args.data, args.chunk_size, header=False if args.no_header else None)
     # The number of chunks is unknown until the file ends, so the bar counts chunks and rows.
     bar = tqdm(desc="stream", unit="chunk", disable=not args.verbose, file=sys.stderr)
@@ -161,7 +162,8 @@ def fit_stream_command(args: argparse.Namespace) -> int:
         features = _chunk_features(chunk, args)
         if features.shape[0] == 0:
             continue
-        detector.partial_fit(features)
+        # As partial_fit, with the flat-layer warning left to _end_stream, which describes the final model.
+        detector._partial_fit(features, start=False, in_stream=True)
         n_rows += features.shape[0]
         bar.set_postfix(rows=n_rows)
         if args.checkpoint_every and n_chunks % args.checkpoint_every == 0:
@@ -178,6 +180,7 @@ def fit_stream_command(args: argparse.Namespace) -> int:
             f"--resume: the checkpoint has {chunks_done} chunks done but {args.data} has only {n_chunks}; "
             "resume with the same DATA"
         )
+    detector._end_stream()
 
     detector.save(out)
     print(
