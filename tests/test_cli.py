@@ -294,3 +294,23 @@ def test_cli_info_shows_stream_training(tmp_path, capsys):
     assert info["trained_with"] == "fit"
     assert info["epochs_trained"] == 2
     assert "n_partial_fit_calls" not in info
+
+
+def test_cli_fit_missing_value_location_is_plain(tmp_path, capsys):
+    data = tmp_path / "t.csv"
+    data.write_text("a,b\n1,,\n")
+    assert main(["fit", str(data), "--out", str(tmp_path / "m.safetensors")]) == 1
+    error = capsys.readouterr().err
+    assert "NaN at row 0, column 'b'" in error
+    assert "np.int64" not in error
+
+
+def test_cli_score_huge_value_names_column(tmp_path, capsys):
+    train, huge = tmp_path / "train.csv", tmp_path / "huge.csv"
+    pd.DataFrame(np.random.default_rng(0).normal(size=(200, 2)), columns=["a", "b"]).to_csv(train, index=False)
+    huge.write_text("a,b\n0,1e308\n")
+    model = tmp_path / "m.safetensors"
+    assert main(["fit", str(train), "--epochs", "1", "--hidden-layer-sizes", "4", "--out", str(model)]) == 0
+    capsys.readouterr()
+    assert main(["score", str(model), str(huge)]) == 1
+    assert "value 1e+308 at row 0, column 'b' is too large" in capsys.readouterr().err

@@ -227,6 +227,12 @@ def test_ffoneclass_rejects_nan_with_column_name():
         FFOneClass(**FAST).fit(frame)
 
 
+def test_nan_location_shows_plain_index_label():
+    frame = pd.DataFrame({"a": [1.0, np.nan, 3.0]}, index=pd.Index(np.array([10, 11, 12], dtype=np.int64)))
+    with pytest.raises(ValueError, match=r"NaN at row 11, column 'a'"):
+        FFOneClass(**FAST).fit(frame)
+
+
 def test_ffoneclass_rejects_non_numeric_column_by_name():
     frame = pd.DataFrame({"a": [1.0, 2.0], "kind": ["x", "y"]})
     with pytest.raises(ValueError, match=r"not numeric: 'kind'"):

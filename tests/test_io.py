@@ -198,6 +198,46 @@ def test_iter_table_chunks_parse_error_names_file(tmp_path):
         list(iter_table_chunks(path, 2))
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".csv.gz"])
+def test_read_table_long_row_names_line(tmp_path, suffix):
+    path = tmp_path / f"long{suffix}"
+    text = "a,b\n1,2,3\n4,5\n"
+    if suffix.endswith(".gz"):
+        path.write_bytes(gzip.compress(text.encode()))
+    else:
+        path.write_text(text)
+    message = r"failed to parse table file .*long.* line 2 has 3 fields, but the header names 2 columns"
+    with pytest.raises(ValueError, match=message):
+        read_table(path)
+    with pytest.raises(ValueError, match=message):
+        list(iter_table_chunks(path, 1))
+
+
+def test_iter_table_chunks_long_row_in_later_chunk(tmp_path):
+    path = tmp_path / "long.csv"
+    path.write_text("a,b\n1,2,\n3,4,\n5,6,7\n")
+    with pytest.raises(ValueError, match=r"long\.csv': line 4 has 3 fields") as caught:
+        list(iter_table_chunks(path, 2))
+    assert str(caught.value).count("failed to parse") == 1
+
+
+def test_read_table_first_field_stays_a_column(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("a,b\n1,,\n")
+    frame = read_table(path)
+    assert frame.index.tolist() == [0]
+    assert frame["a"].tolist() == [1]
+    assert np.isnan(frame["b"][0])
+
+
+def test_read_table_trailing_separator_on_every_row(tmp_path):
+    path = tmp_path / "trailing.csv"
+    path.write_text("a,b\n1,2,\n3,4,\n")
+    frame = read_table(path)
+    assert list(frame.columns) == ["a", "b"]
+    assert frame.to_numpy().tolist() == [[1, 2], [3, 4]]
+
+
 # --- split_features_labels --------------------------------------------------
 
 

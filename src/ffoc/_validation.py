@@ -20,7 +20,12 @@ def _column_name(X, column: int) -> str:
 def describe_location(X, row: int, column: int) -> str:
     """Return ``"row R, column C"`` with the column's name when ``X`` has one."""
     index = getattr(X, "index", None)
-    row_label = f"row {index[row]!r}" if index is not None else f"row {row}"
+    if index is None:
+        row_label = f"row {row}"
+    else:
+        label = index[row]
+        # A numpy scalar's repr is np.int64(1) since numpy 2; show the plain value.
+        row_label = f"row {(label.item() if isinstance(label, np.generic) else label)!r}"
     return f"{row_label}, {_column_name(X, column)}"
 
 

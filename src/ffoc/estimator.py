@@ -526,8 +526,10 @@ class FFOneClass(OnlineMixin, _BaseFFOneClass):
         too_large = np.abs(standardised) > np.finfo(np.float32).max
         if too_large.any():
             row, column = (int(i[0]) for i in np.nonzero(too_large))
+            names = getattr(self, "feature_names_in_", None)
+            column_label = repr(str(names[column])) if names is not None else str(column)
             raise ValueError(
-                f"{type(self).__name__}: value {float(X[row, column])!r} at row {row}, column {column} is "
+                f"{type(self).__name__}: value {float(X[row, column])!r} at row {row}, column {column_label} is "
                 "too large to represent after standardisation (float32). Rescale that feature."
             )
         return torch.as_tensor(standardised, dtype=torch.float32, device=self._device())

@@ -13,10 +13,12 @@ or an exception part-way never leaves a truncated output file behind.
 
 from __future__ import annotations
 
+import csv
 import gzip
 import os
 import secrets
 import stat
+import warnings
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -106,6 +108,43 @@ def _parse(path: Path, function: Callable[..., Any], *args: Any, **kwargs: Any) 
         raise ValueError(f"failed to parse table file {str(path)!r}: {error}") from error
 
 
+class _LongRowError(ValueError):
+    """A data row of a text table has more fields than the header has column names."""
+
+
+@contextmanager
+def _reject_long_rows(path: Path, separator: str) -> Iterator[None]:
+    """Raise _LongRowError naming the line when a data row has more fields than the header has column names.
+
+    ``pd.read_csv`` with ``index_col=False`` drops such extra fields with a
+    ParserWarning (it accepts one trailing separator on every row), so that
+    warning is turned into this error.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="Length of header or names", category=pd.errors.ParserWarning)
+        try:
+            yield
+        except pd.errors.ParserWarning:
+            raise _LongRowError(
+                f"failed to parse table file {str(path)!r}: {_describe_long_row(path, separator)}"
+            ) from None
+
+
+def _describe_long_row(path: Path, separator: str) -> str:
+    """Return a message naming the first line with more fields than the header, for :func:`_reject_long_rows`."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rt", newline="", encoding="utf-8", errors="replace") as handle:
+        reader = csv.reader(handle, delimiter=separator)
+        header = next((fields for fields in reader if fields), [])
+        for fields in reader:
+            if len(fields) > len(header) and any(field.strip() for field in fields[len(header):]):
+                return (
+                    f"line {reader.line_num} has {len(fields)} fields, but the header names {len(header)} columns. "
+                    "Remove the extra fields or name every column in the header."
+                )
+    return "some rows have more fields than the header has column names. Remove the extra fields or name every column."
+
+
 def _looks_numeric(text: str) -> bool:
     try:
         float(text)
@@ -166,7 +205,9 @@ def _text_reader_arguments(
     (``"0"``, ``"1"``, ...), and ``columns`` selects by those names.
     """
     has_header = _infer_header(path, separator) if header is None else header
-    arguments: dict[str, Any] = {"sep": separator, "header": 0 if has_header else None}
+    # index_col=False: pandas would otherwise take the first field of every row as the index when
+    # the data rows have one more field than the header.
+    arguments: dict[str, Any] = {"sep": separator, "header": 0 if has_header else None, "index_col": False}
     if columns is not None:
         available = _text_column_names(path, separator, has_header)
         _raise_missing_columns(path, columns, available)
@@ -255,7 +296,8 @@ def read_table(
         return _parse(path, pd.read_parquet, path, columns=columns)
 
     arguments, has_header = _text_reader_arguments(path, separator, columns, header)
-    frame = _parse(path, pd.read_csv, path, **arguments)
+    with _reject_long_rows(path, separator):
+        frame = _parse(path, pd.read_csv, path, **arguments)
     return _finish_text_frame(frame, has_header, columns)
 
 
@@ -343,8 +385,15 @@ def _iter_text_chunks(
 ) -> Iterator[pd.DataFrame]:
     try:
         with pd.read_csv(path, chunksize=chunk_size, **arguments) as reader:
-            for chunk in reader:
+            while True:
+                # The filter of _reject_long_rows must not stay in place while this generator is suspended.
+                with _reject_long_rows(path, arguments["sep"]):
+                    chunk = next(reader, None)
+                if chunk is None:
+                    break
                 yield _finish_text_frame(chunk, has_header, columns)
+    except _LongRowError:
+        raise
     except _PARSE_ERRORS as error:
         raise ValueError(f"failed to parse table file {str(path)!r}: {error}") from error
 
