@@ -114,3 +114,26 @@ def test_estimate_states_radius_is_whole_set_quantile():
     import numpy as np
 
     assert states[0].radius2 == pytest.approx(float(np.quantile(distances, 0.75)), rel=1e-5)
+
+
+def test_layerwise_later_phase_outlasts_first():
+    """A later layer-wise phase may run more epochs than the first one stopped at."""
+    import math
+
+    from ffoc.trainers import train_ff
+
+    generator = torch.Generator().manual_seed(0)
+    layers = build_mlp(5, [8, 8], generator=generator)
+    objective = get_objective("hb-svdd", nu=0.05)
+    X = torch.randn(64, 5, generator=generator)
+    states = estimate_states(layers, objective, X, nu=0.05)
+    config = TrainConfig(objective=objective, epochs=6, batch_size=32, schedule="layerwise",
+                         early_stopping=True, n_iter_no_change=1)
+    # The first phase sees a rising validation loss and stops after epoch 1; the second sees it fall.
+    values = iter([1.0, 2.0] + [10.0 - k for k in range(6)])
+    states, history = train_ff(layers, states, X, config, generator=generator, nu=0.05,
+                               validation_loss=lambda: next(values))
+    assert len(history.layer_losses) == 6
+    assert all(len(row) == 2 for row in history.layer_losses)
+    assert not math.isnan(history.layer_losses[5][1])
+    assert math.isnan(history.layer_losses[5][0])

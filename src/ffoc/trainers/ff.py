@@ -161,7 +161,10 @@ def train_ff(
             if phase == 0:
                 history.layer_losses.append(mean)
             else:
-                # Layer-wise phases fill in their own layer's column of the same epochs.
+                # Layer-wise phases fill in their own layer's column of the same epochs. A phase that
+                # outlasts the first one adds rows, with NaN for the layers that did not train then.
+                if epoch == len(history.layer_losses):
+                    history.layer_losses.append([float("nan")] * n_layers)
                 history.layer_losses[epoch][trained[0]] = mean[trained[0]]
 
             states = end_epoch(layers, states, X, config, nu=nu, progress=progress, loss=sum(mean[k] for k in trained))
