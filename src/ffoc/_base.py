@@ -53,6 +53,9 @@ def _comparable(value):
 class _BaseFFOneClass(OutlierMixin, BaseEstimator):
     """Layer-wise one-class detector: the parts that do not depend on the input's form."""
 
+    #: What one sample is called in messages.
+    _sample_word = "row"
+
     # ------------------------------------------------------------------ fitting
 
     def _validate_params(self) -> None:
@@ -226,18 +229,20 @@ class _BaseFFOneClass(OutlierMixin, BaseEstimator):
         """
         flat = self._flat_layers
         where = f"layer {flat[0]}" if len(flat) == 1 else f"layers {', '.join(map(str, flat))}"
-        rows = "every training row" if n_seen is None else (
-            f"after {n_seen} row{'' if n_seen == 1 else 's'} seen, every training row so far"
+        sample = self._sample_word
+        rows = f"every training {sample}" if n_seen is None else (
+            f"after {n_seen} {sample}{'' if n_seen == 1 else 's'} seen, every training {sample} so far"
         )
         n_layers = len(self.layer_score_mean_)
         if len({int(k) % n_layers for k in self._selected_layers()}) > 1:
-            effect = "scores of new rows are not comparable across the scored layers"
+            effect = f"scores of new {sample}s are not comparable across the scored layers"
         else:
-            effect = "the training scores give no scale against which to measure new rows"
+            effect = f"the training scores give no scale against which to measure new {sample}s"
         warnings.warn(
             f"{type(self).__name__}: {rows} gets nearly the same score at {where} (training score standard "
             f"deviation {', '.join(f'{value:.3g}' for value in self._flat_spreads)}), so {effect}. This happens "
-            "with one row, identical rows or a collapsed network: train on more, varied rows or lower learning_rate.",
+            f"with one {sample}, identical {sample}s or a collapsed network: train on more, varied {sample}s or "
+            "lower learning_rate.",
             UserWarning,
         )
 

@@ -174,6 +174,8 @@ n_iter_no_change, device, random_state, verbose
     array([ 1, -1])
     """
 
+    _sample_word = "image"
+
     _parameter_constraints: dict = {
         "objective": [StrOptions(set(OBJECTIVES))],
         "trainer": [StrOptions({"ff", "bp"})],
