@@ -323,7 +323,9 @@ def test_cli_score_images_wrong_size(tmp_path, capsys):
     main(["fit-images", str(tmp_path / "train"), "--out", str(model), "--conv-channels", "4", "--epochs", "1"])
     capsys.readouterr()
     assert main(["score-images", str(model), str(tmp_path / "big")]) == 1
-    assert "got images of shape (1, 12, 12)" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert "are 12x12 pixels (width x height), but the model was fitted on 8x8" in error
+    assert "pass --size 8x8 to resize them" in error
     assert main(["score-images", str(model), str(tmp_path / "big"), "--size", "8x8"]) == 0
 
 

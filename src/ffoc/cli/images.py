@@ -130,6 +130,12 @@ def _score_images(args: argparse.Namespace) -> int:
     channels = detector.image_shape_[0]
     mode = "grey" if channels == 1 else "rgb"
     images, names = read_image_folder(args.folder, mode=mode, size=args.size, skip_unreadable=args.skip_unreadable)
+    _, height, width = detector.image_shape_
+    if images.shape[2:] != (height, width):
+        raise CommandError(
+            f"the images in {str(args.folder)!r} are {images.shape[3]}x{images.shape[2]} pixels (width x height), "
+            f"but the model was fitted on {width}x{height}; pass --size {width}x{height} to resize them"
+        )
     write_scores(detector.score_samples(images), detector.offset_, args.output, "images", {"file": names})
     return 0
 
