@@ -111,6 +111,12 @@ class FFOneClassImage(_BaseFFOneClass):
         ``hb-svdd``. Either way each block's score is standardised on the
         training images and ``score_samples`` is minus their mean over
         ``score_layers``.
+        With ``"knn"`` the standardisation and the threshold come from
+        leave-one-out scores of the training images, so about ``nu`` (or
+        ``contamination``) of new images from the training distribution fall
+        outside the threshold. A training image scored again is its own
+        nearest reference and looks more normal than a new one, so
+        ``predict`` and ``fit_predict`` on the training images flag fewer.
     n_neighbors : int, default=5
         Which neighbour's distance is the score with ``score_rule="knn"``;
         lowered, with a warning, when there are fewer training images.
