@@ -187,7 +187,9 @@ def estimate_states(
             for k, h in enumerate(forward_layers(layers, X[index])):
                 distances[k].append(squared_distance(h, states[k].center).double().cpu().numpy())
         for k in range(n_layers):
-            radius2 = float(np.quantile(np.concatenate(distances[k]), 1.0 - nu))
+            # Distances that overflowed float32 make the radius NaN, which callers report as divergence.
+            with np.errstate(invalid="ignore"):
+                radius2 = float(np.quantile(np.concatenate(distances[k]), 1.0 - nu))
             states[k].radius2 = radius2
             if previous is None:
                 states[k].scale = max(radius2, _MIN_SCALE)
