@@ -314,3 +314,24 @@ def test_cli_score_huge_value_names_column(tmp_path, capsys):
     capsys.readouterr()
     assert main(["score", str(model), str(huge)]) == 1
     assert "value 1e+308 at row 0, column 'b' is too large" in capsys.readouterr().err
+
+
+def test_cli_score_header_mismatch_suggests_no_header_change(banknote_csv, tmp_path, capsys):
+    path, frame = banknote_csv
+    named = tmp_path / "named.safetensors"
+    assert main(["fit", str(path), "--out", str(named), "--label-column", "class", *FAST]) == 0
+    capsys.readouterr()
+    assert main(["score", str(named), str(path), "--no-header"]) == 1
+    error = capsys.readouterr().err
+    assert "DATA has the columns ['0', '1', '2', '3', '4']" in error
+    assert "drop --no-header" in error
+
+    headerless = tmp_path / "headerless.csv"
+    frame.to_csv(headerless, index=False, header=False)
+    numbered = tmp_path / "numbered.safetensors"
+    assert main(["fit", str(headerless), "--no-header", "--label-column", "4", "--out", str(numbered), *FAST]) == 0
+    capsys.readouterr()
+    assert main(["score", str(numbered), str(path)]) == 1
+    error = capsys.readouterr().err
+    assert "DATA has the columns ['variance', 'skewness', 'curtosis', 'entropy', 'class']" in error
+    assert "add --no-header" in error

@@ -164,18 +164,37 @@ def _fit(args: argparse.Namespace) -> int:
     return 0
 
 
-def _select_model_features(features, names: list[str]):
+def _shown(names: list[str], limit: int = 10) -> str:
+    """Return ``names`` as a list, cut to its first ``limit`` entries when longer."""
+    if len(names) <= limit:
+        return str(names)
+    return f"{str(names[:limit])[:-1]}, ...] ({len(names)} in all)"
+
+
+def _select_model_features(features, names: list[str], *, no_header: bool = False):
     """Return the model's feature columns of ``features``, in the model's order.
 
     Extra columns (an id or the label column) are left out, with a note on
-    standard error; a missing feature column is an error that names it.
+    standard error; a missing feature column is an error that names it, with
+    DATA's own columns and, when the header setting looks wrong, a hint on
+    ``--no-header``.
     """
     columns = [str(column) for column in features.columns]
     missing = [name for name in names if name not in columns]
     if missing:
-        raise CommandError(
-            f"DATA lacks the model's feature column(s) {missing}; the model was fitted on {names}"
+        message = (
+            f"DATA lacks the model's feature column(s) {_shown(missing)}; DATA has the columns {_shown(columns)}, "
+            f"the model was fitted on {_shown(names)}"
         )
+        numbered = all(name.isdigit() for name in names)
+        data_numbered = all(column.isdigit() for column in columns)
+        if no_header and data_numbered and not numbered:
+            message += ("; with --no-header DATA's columns are numbered 0, 1, ...: drop --no-header to read "
+                        "the column names from its header row")
+        elif not no_header and numbered and not data_numbered:
+            message += ("; the model was fitted on a file without a header row (columns numbered 0, 1, ...): "
+                        "add --no-header if DATA has no header row either")
+        raise CommandError(message)
     extra = [column for column in columns if column not in names]
     if extra:
         print(f"ffoc score: ignoring column(s) not used by the model: {extra}", file=sys.stderr)
@@ -225,7 +244,7 @@ def _score(args: argparse.Namespace) -> int:
     if names is None:
         features = features.to_numpy()
     else:
-        features = _select_model_features(features, [str(name) for name in names])
+        features = _select_model_features(features, [str(name) for name in names], no_header=args.no_header)
     write_scores(detector.score_samples(features), detector.offset_, args.output, "rows")
     return 0
 
