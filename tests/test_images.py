@@ -390,3 +390,36 @@ def test_plot_extremes_falls_back_to_digits_that_ran(tmp_path):
     path = tmp_path / "extremes.png"
     plot_extremes(images, scores, path, n_images=4, digits=[0, 2])
     assert path.stat().st_size > 1000
+
+
+def test_cli_fit_images_help_and_contamination(tmp_path, capsys):
+    import json
+
+    with pytest.raises(SystemExit):
+        main(["fit-images", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    for option, text in [("--epochs", "passes over the training images (default: 30)"),
+                         ("--batch-size", "images per mini-batch (default: 128)"),
+                         ("--learning-rate", "step size of the optimizer (default: 0.001)"),
+                         ("--nu", "expected share of training images outside the boundary (default: 0.05)"),
+                         ("--contamination", "share of training images labelled outliers, or auto (= nu) (default: auto)")]:
+        assert f"{option} {option[2:].upper().replace('-', '_')} {text}" in help_text
+
+    _write_folder(tmp_path / "train", _bar_images(30))
+    model = tmp_path / "model.safetensors"
+    assert main(["fit-images", str(tmp_path / "train"), "--out", str(model), "--conv-channels", "4",
+                 "--epochs", "1", "--contamination", "0.1"]) == 0
+    capsys.readouterr()
+    assert main(["info", str(model)]) == 0
+    assert json.loads(capsys.readouterr().out)["params"]["contamination"] == 0.1
+
+
+def test_cli_fit_options_all_have_help():
+    from ffoc.cli import build_parser
+
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices
+    for name in ("fit", "fit-images", "score", "score-images", "info"):
+        undocumented = [action.option_strings or action.dest for action in commands[name]._actions
+                        if not action.help]
+        assert undocumented == [], (name, undocumented)

@@ -43,11 +43,14 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     """Add the image estimator's main parameters as options (defaults: the estimator's own)."""
     from ..images import SCALINGS, SCORE_RULES, FFOneClassImage
     from ..objectives import OBJECTIVES
+    from .model import _contamination
 
     defaults = FFOneClassImage().get_params()
     group = parser.add_argument_group("model")
-    group.add_argument("--objective", choices=sorted(OBJECTIVES), default=defaults["objective"])
-    group.add_argument("--trainer", choices=["ff", "bp"], default=defaults["trainer"])
+    group.add_argument("--objective", choices=sorted(OBJECTIVES), default=defaults["objective"],
+                       help="one-class loss of each block (default: %(default)s)")
+    group.add_argument("--trainer", choices=["ff", "bp"], default=defaults["trainer"],
+                       help="ff: forward-forward, each block trained by its own loss; bp: backprop (default: %(default)s)")
     group.add_argument("--conv-channels", type=_positive_ints, default=tuple(defaults["conv_channels"]),
                        metavar="C1,C2,...", help="filters of each convolutional block (default: %(default)s)")
     group.add_argument("--kernel-size", type=int, default=defaults["kernel_size"],
@@ -61,10 +64,16 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
                             "'center': the objective's own score (default: %(default)s)")
     group.add_argument("--n-neighbors", type=int, default=defaults["n_neighbors"],
                        help="which neighbour's distance is the score with --score-rule knn (default: %(default)s)")
-    group.add_argument("--epochs", type=int, default=defaults["epochs"])
-    group.add_argument("--batch-size", type=int, default=defaults["batch_size"])
-    group.add_argument("--learning-rate", type=float, default=defaults["learning_rate"])
-    group.add_argument("--nu", type=float, default=defaults["nu"])
+    group.add_argument("--epochs", type=int, default=defaults["epochs"],
+                       help="passes over the training images (default: %(default)s)")
+    group.add_argument("--batch-size", type=int, default=defaults["batch_size"],
+                       help="images per mini-batch (default: %(default)s)")
+    group.add_argument("--learning-rate", type=float, default=defaults["learning_rate"],
+                       help="step size of the optimizer (default: %(default)s)")
+    group.add_argument("--nu", type=float, default=defaults["nu"],
+                       help="expected share of training images outside the boundary (default: %(default)s)")
+    group.add_argument("--contamination", type=_contamination, default=defaults["contamination"],
+                       help="share of training images labelled outliers, or auto (= nu) (default: %(default)s)")
     group.add_argument("--device", default=defaults["device"], help="cpu, cuda or auto (default: %(default)s)")
     group.add_argument("--random-state", type=int, default=0, help="seed (default: %(default)s)")
 
@@ -100,6 +109,7 @@ def _fit_images(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
         nu=args.nu,
+        contamination=args.contamination,
         device=args.device,
         random_state=args.random_state,
         verbose=args.verbose,

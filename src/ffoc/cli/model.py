@@ -61,13 +61,18 @@ def add_estimator_options(parser: argparse.ArgumentParser) -> None:
                        help="ff: forward-forward, each layer trained by its own loss; bp: backprop (default: %(default)s)")
     group.add_argument("--hidden-layer-sizes", type=parse_layer_sizes, default=defaults["hidden_layer_sizes"],
                        metavar="W1,W2,...", help="layer widths (default: %(default)s)")
-    group.add_argument("--activation", choices=["relu", "leaky_relu", "tanh", "identity"], default=defaults["activation"])
+    group.add_argument("--activation", choices=["relu", "leaky_relu", "tanh", "identity"], default=defaults["activation"],
+                       help="activation of every layer (default: %(default)s)")
     group.add_argument("--epochs", type=_epochs, default=defaults["epochs"],
                        help="passes over the data, or auto (default: %(default)s)")
     group.add_argument("--batch-size", type=int, default=defaults["batch_size"], help="rows per mini-batch (default: %(default)s)")
-    group.add_argument("--learning-rate", type=float, default=defaults["learning_rate"], help="(default: %(default)s)")
-    group.add_argument("--optimizer", choices=["adam", "sgd"], default=defaults["optimizer"])
-    group.add_argument("--schedule", choices=["interleaved", "layerwise"], default=defaults["schedule"])
+    group.add_argument("--learning-rate", type=float, default=defaults["learning_rate"],
+                       help="step size of the optimizer (default: %(default)s)")
+    group.add_argument("--optimizer", choices=["adam", "sgd"], default=defaults["optimizer"],
+                       help="optimizer of every layer (default: %(default)s)")
+    group.add_argument("--schedule", choices=["interleaved", "layerwise"], default=defaults["schedule"],
+                       help="ff only: every layer on every mini-batch, or each layer to completion before "
+                            "the next (default: %(default)s)")
     group.add_argument("--nu", type=float, default=defaults["nu"],
                        help="expected share of training rows outside the boundary (default: %(default)s)")
     group.add_argument("--contamination", type=_contamination, default=defaults["contamination"],
@@ -301,5 +306,5 @@ def add_parser(subparsers) -> None:
                                              "(ffoc fit --stream), with n_samples_seen, n_partial_fit_calls and "
                                              "n_optimizer_steps, and continued_from when the stream continued "
                                              "an earlier model.")
-    info.add_argument("model", metavar="MODEL")
+    info.add_argument("model", metavar="MODEL", help="model file written by ffoc fit or ffoc fit-images")
     info.set_defaults(handler=_info)
