@@ -335,3 +335,15 @@ def test_cli_score_header_mismatch_suggests_no_header_change(banknote_csv, tmp_p
     error = capsys.readouterr().err
     assert "DATA has the columns ['variance', 'skewness', 'curtosis', 'entropy', 'class']" in error
     assert "add --no-header" in error
+
+
+def test_cli_stream_summary_counts_rows_read_and_kept(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(700, 2)), columns=["a", "b"]).assign(y=np.arange(700) % 2)
+    data = tmp_path / "labelled.csv"
+    frame.to_csv(data, index=False)
+    code = main(["fit", str(data), "--stream", "--chunk-size", "64", "--label-column", "y", "--normal-label", "0",
+                 "--hidden-layer-sizes", "8", "--out", str(tmp_path / "m.safetensors")])
+    assert code == 0
+    assert ("online on 350 rows x 2 features, the rows with y = 0 among 700 read in 11 chunks of up to 64 rows"
+            in capsys.readouterr().out)

@@ -155,8 +155,10 @@ def fit_stream_command(args: argparse.Namespace) -> int:
     bar = tqdm(desc="stream", unit="chunk", disable=not args.verbose, file=sys.stderr)
     n_chunks = 0
     n_rows = 0
+    n_read = 0  # rows of every chunk, before the --normal-label filter
     for n_chunks, chunk in enumerate(chunks, start=1):
         bar.update(1)
+        n_read += chunk.shape[0]
         if n_chunks <= chunks_done:
             continue  # trained on before the interruption
         features = _chunk_features(chunk, args)
@@ -183,9 +185,13 @@ def fit_stream_command(args: argparse.Namespace) -> int:
     detector._end_stream()
 
     detector.save(out)
+    read = f"{n_chunks} chunks of up to {args.chunk_size} rows"
+    if args.normal_label is None:
+        read = f"read in {read}"
+    else:  # the chunks hold every row; only those with the normal label are trained on
+        read = f"the rows with {args.label_column} = {args.normal_label} among {n_read} read in {read}"
     print(
         f"fitted {detector.trainer} {detector.objective} online on {detector.n_samples_seen_} rows x "
-        f"{detector.n_features_in_} features in {n_chunks} chunks of up to {args.chunk_size} rows "
-        f"({n_rows} in this run); model saved to {out}"
+        f"{detector.n_features_in_} features, {read} ({n_rows} in this run); model saved to {out}"
     )
     return 0
