@@ -250,7 +250,7 @@ def test_cli_stream_one_row_warns_flat_scores(tmp_path, capsys):
     with pytest.warns(UserWarning, match="after 1 row seen, every training row so far gets nearly the same score"):
         code = main(["fit", str(data), "--stream", "--hidden-layer-sizes", "8", "--out", str(tmp_path / "m.safetensors")])
     assert code == 0
-    assert "online on 1 rows" in capsys.readouterr().out
+    assert "online on 1 row x 3 features, read in 1 chunk of up to 10000 rows" in capsys.readouterr().out
 
 
 def test_cli_stream_shorter_than_warm_up_warns(tmp_path, capsys):
@@ -347,3 +347,17 @@ def test_cli_stream_summary_counts_rows_read_and_kept(tmp_path, capsys):
     assert code == 0
     assert ("online on 350 rows x 2 features, the rows with y = 0 among 700 read in 11 chunks of up to 64 rows"
             in capsys.readouterr().out)
+
+
+def test_cli_summaries_use_singular_for_one(tmp_path, capsys):
+    from ffoc.cli.model import write_scores
+
+    write_scores(np.array([0.0]), 1.0, str(tmp_path / "one.csv"), "row")
+    assert "scored 1 row, 1 outlier;" in capsys.readouterr().out
+    write_scores(np.array([0.0, 2.0, 3.0]), 1.0, str(tmp_path / "three.csv"), "image")
+    assert "scored 3 images, 1 outlier;" in capsys.readouterr().out
+
+    data = tmp_path / "rows.csv"
+    pd.DataFrame({"a": np.arange(20.0)}).to_csv(data, index=False)
+    assert main(["fit", str(data), "--out", str(tmp_path / "m.safetensors"), "--contamination", "0.05", *FAST]) == 0
+    assert "on 20 rows x 1 feature; 1 training row falls outside the threshold" in capsys.readouterr().out

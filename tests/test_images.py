@@ -305,7 +305,7 @@ def test_cli_fit_and_score_images(tmp_path, capsys):
     code = main(["fit-images", str(tmp_path / "train"), "--out", str(model), "--conv-channels", "4,4",
                  "--kernel-size", "3", "--epochs", "3"])
     assert code == 0
-    assert "60 images of 8x8 pixels, 1 channel(s)" in capsys.readouterr().out
+    assert "60 images of 8x8 pixels, 1 channel;" in capsys.readouterr().out
     output = tmp_path / "scores.csv"
     assert main(["score-images", str(model), str(tmp_path / "test"), "--output", str(output)]) == 0
     import pandas as pd

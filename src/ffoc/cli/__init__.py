@@ -17,7 +17,7 @@ import sys
 import threading
 import warnings
 
-__all__ = ["main", "CommandError"]
+__all__ = ["main", "CommandError", "plural"]
 
 # Modules that register sub-commands, in the order ``ffoc --help`` lists them.
 COMMAND_MODULES = [
@@ -31,6 +31,11 @@ COMMAND_MODULES = [
 
 class CommandError(Exception):
     """An error with a message meant for the user; printed without a traceback."""
+
+
+def plural(count: int, noun: str) -> str:
+    """Return ``count`` and ``noun``, with an ``s`` added unless ``count`` is 1: ``1 row``, ``2 rows``."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def build_parser() -> argparse.ArgumentParser:

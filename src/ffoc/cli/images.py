@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from . import CommandError
+from . import CommandError, plural
 
 __all__ = ["add_parser"]
 
@@ -118,8 +118,9 @@ def _fit_images(args: argparse.Namespace) -> int:
     channels, height, width = detector.image_shape_
     n_outliers = int((detector.predict(images) == -1).sum())
     print(
-        f"fitted {args.trainer} {args.objective} on {len(names)} images of {width}x{height} pixels, "
-        f"{channels} channel(s); {n_outliers} training images fall outside the threshold; model saved to {out}"
+        f"fitted {args.trainer} {args.objective} on {plural(len(names), 'image')} of {width}x{height} pixels, "
+        f"{plural(channels, 'channel')}; {plural(n_outliers, 'training image')} "
+        f"{'falls' if n_outliers == 1 else 'fall'} outside the threshold; model saved to {out}"
     )
     return 0
 
@@ -146,7 +147,7 @@ def _score_images(args: argparse.Namespace) -> int:
             f"the images in {str(args.folder)!r} are {images.shape[3]}x{images.shape[2]} pixels (width x height), "
             f"but the model was fitted on {width}x{height}; pass --size {width}x{height} to resize them"
         )
-    write_scores(detector.score_samples(images), detector.offset_, args.output, "images", {"file": names})
+    write_scores(detector.score_samples(images), detector.offset_, args.output, "image", {"file": names})
     return 0
 
 

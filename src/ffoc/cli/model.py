@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import CommandError
+from . import CommandError, plural
 
 __all__ = ["add_parser", "add_estimator_options", "estimator_params", "parse_layer_sizes", "write_scores"]
 
@@ -163,8 +163,9 @@ def _fit(args: argparse.Namespace) -> int:
     detector.save(out)
     n_outliers = int((detector.predict(features) == -1).sum())
     print(
-        f"fitted {args.trainer} {args.objective} on {features.shape[0]} rows x {features.shape[1]} features; "
-        f"{n_outliers} training rows fall outside the threshold; model saved to {out}"
+        f"fitted {args.trainer} {args.objective} on {plural(features.shape[0], 'row')} x "
+        f"{plural(features.shape[1], 'feature')}; {plural(n_outliers, 'training row')} "
+        f"{'falls' if n_outliers == 1 else 'fall'} outside the threshold; model saved to {out}"
     )
     return 0
 
@@ -212,7 +213,7 @@ def write_scores(scores: np.ndarray, offset: float, output: str | None, unit: st
     """Write score_samples, decision_function and label of each sample to ``output``, or as CSV to stdout.
 
     ``first_columns`` (a dict of name to values) goes before the scores, and
-    ``unit`` ("rows", "images") names the samples in the one-line summary.
+    ``unit`` ("row", "image") names one sample in the one-line summary.
     """
     import pandas as pd
 
@@ -228,7 +229,7 @@ def write_scores(scores: np.ndarray, offset: float, output: str | None, unit: st
     if output:
         write_table(result, output)
         n_outliers = int((result["label"] == -1).sum())
-        print(f"scored {len(result)} {unit}, {n_outliers} outliers; written to {output}")
+        print(f"scored {plural(len(result), unit)}, {plural(n_outliers, 'outlier')}; written to {output}")
     else:
         result.to_csv(sys.stdout, index=False)
 
@@ -250,7 +251,7 @@ def _score(args: argparse.Namespace) -> int:
         features = features.to_numpy()
     else:
         features = _select_model_features(features, [str(name) for name in names], no_header=args.no_header)
-    write_scores(detector.score_samples(features), detector.offset_, args.output, "rows")
+    write_scores(detector.score_samples(features), detector.offset_, args.output, "row")
     return 0
 
 

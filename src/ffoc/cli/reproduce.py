@@ -7,6 +7,8 @@ import os
 import sys
 import time
 
+from . import plural
+
 __all__ = ["add_parser"]
 
 
@@ -45,8 +47,8 @@ def _reproduce(args: argparse.Namespace) -> int:
     n_failed = int((report.results["status"] != "ok").sum())
     print((args.out / "summary.md").read_text(encoding="utf-8"))
     print(
-        f"{len(report.results)} runs ({n_failed} failed) in {elapsed:.1f} s with {args.jobs} job(s); "
-        f"{len(report.files)} files written to {args.out}"
+        f"{plural(len(report.results), 'run')} ({n_failed} failed) in {elapsed:.1f} s with "
+        f"{plural(args.jobs, 'job')}; {plural(len(report.files), 'file')} written to {args.out}"
     )
     return 0
 
@@ -73,7 +75,7 @@ def _landscape(args: argparse.Namespace) -> int:
         return 1
     print(
         f"{args.protocol} protocol, {args.objective}, {args.trainer.upper()}, seed {args.seed}: "
-        f"{row['epochs_run']} epochs, test AUROC {row['auroc']:.4f}; "
+        f"{plural(row['epochs_run'], 'epoch')}, test AUROC {row['auroc']:.4f}; "
         f"{time.perf_counter() - start:.1f} s"
     )
     for path in files:

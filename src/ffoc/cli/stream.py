@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import CommandError
+from . import CommandError, plural
 
 __all__ = ["add_stream_options", "fit_stream_command", "default_checkpoint_path"]
 
@@ -179,19 +179,19 @@ def fit_stream_command(args: argparse.Namespace) -> int:
             f" with label {args.normal_label!r}" if args.normal_label is not None else ""))
     if n_chunks < chunks_done:
         raise CommandError(
-            f"--resume: the checkpoint has {chunks_done} chunks done but {args.data} has only {n_chunks}; "
+            f"--resume: the checkpoint has {plural(chunks_done, 'chunk')} done but {args.data} has only {n_chunks}; "
             "resume with the same DATA"
         )
     detector._end_stream()
 
     detector.save(out)
-    read = f"{n_chunks} chunks of up to {args.chunk_size} rows"
+    read = f"{plural(n_chunks, 'chunk')} of up to {plural(args.chunk_size, 'row')}"
     if args.normal_label is None:
         read = f"read in {read}"
     else:  # the chunks hold every row; only those with the normal label are trained on
         read = f"the rows with {args.label_column} = {args.normal_label} among {n_read} read in {read}"
     print(
-        f"fitted {detector.trainer} {detector.objective} online on {detector.n_samples_seen_} rows x "
-        f"{detector.n_features_in_} features, {read} ({n_rows} in this run); model saved to {out}"
+        f"fitted {detector.trainer} {detector.objective} online on {plural(detector.n_samples_seen_, 'row')} x "
+        f"{plural(detector.n_features_in_, 'feature')}, {read} ({n_rows} in this run); model saved to {out}"
     )
     return 0
