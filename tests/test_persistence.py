@@ -180,3 +180,28 @@ def test_save_after_structural_set_params_raises(tmp_path, rng):
     model.set_params(hidden_layer_sizes=[8, 8], contamination="auto", learning_rate=0.5, verbose=1)
     model.save(tmp_path / "m.safetensors")  # same structure; training settings may change
     assert load(tmp_path / "m.safetensors").hidden_layer_sizes == (8, 8)
+
+
+def test_load_restores_tuple_parameters_so_repr_is_unchanged(tmp_path):
+    from ffoc.images import FFOneClassImage
+
+    X = np.random.default_rng(3).normal(size=(40, 3))
+    images = np.random.default_rng(3).random((12, 1, 8, 8))
+    for model, data in [(FFOneClass(hidden_layer_sizes=(8, 6), epochs=1, random_state=0), X),
+                        (FFOneClassImage(conv_channels=(4, 4), kernel_size=3, epochs=1, random_state=0), images)]:
+        model.fit(data)
+        path = tmp_path / f"{type(model).__name__}.safetensors"
+        model.save(path)
+        loaded = load(path)
+        assert repr(loaded) == repr(model)
+        assert all(type(value) is type(model.get_params()[key]) for key, value in loaded.get_params().items())
+
+
+def test_load_checkpoint_restores_tuple_parameters(tmp_path):
+    from ffoc.checkpoint import load_checkpoint, save_checkpoint
+
+    model = FFOneClass(hidden_layer_sizes=(8, 6), random_state=0)
+    model.partial_fit(np.random.default_rng(4).normal(size=(600, 3)))
+    path = tmp_path / "stream.checkpoint.safetensors"
+    save_checkpoint(model, path, progress={})
+    assert repr(load_checkpoint(path)[0]) == repr(model)

@@ -46,6 +46,7 @@ from .persistence import (
     _json_default,
     _metadata,
     _read_file,
+    _restore_tuples,
     atomic_write_bytes,
     to_bytes,
 )
@@ -160,7 +161,7 @@ def load_checkpoint(path):
         fitted = json.loads(metadata["fitted"])
         state = json.loads(metadata["stream"])
         estimator = estimator_class()
-        estimator.set_params(**params)
+        estimator.set_params(**_restore_tuples(estimator, params))
         estimator._restore_fitted_state(tensors, fitted)
         estimator._objective = estimator._get_objective()
 

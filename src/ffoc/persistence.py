@@ -189,6 +189,17 @@ def _metadata(estimator, fitted: dict) -> dict[str, str]:
     }
 
 
+def _restore_tuples(estimator, params: dict) -> dict:
+    """Return ``params`` with a tuple for each list whose default in ``estimator`` is a tuple.
+
+    JSON has no tuples, so parameters such as ``hidden_layer_sizes=(8, 6)``
+    come back from a model file as lists.
+    """
+    defaults = estimator.get_params()
+    return {key: tuple(value) if isinstance(value, list) and isinstance(defaults.get(key), tuple) else value
+            for key, value in params.items()}
+
+
 def _estimator_classes() -> dict:
     from .estimator import FFOneClass
 
@@ -255,12 +266,9 @@ def load(path):
         raise ModelFileError(f"{source} has invalid metadata ({error}). Save the model again.") from None
     if not isinstance(params, dict) or not isinstance(fitted, dict):
         raise ModelFileError(f"{source} has invalid metadata: 'params' and 'fitted' must be JSON objects.")
-    for key, value in params.items():
-        if isinstance(value, list) and key.endswith("_sizes"):
-            params[key] = tuple(value)  # JSON has no tuples
     estimator = estimator_class()
     try:
-        estimator.set_params(**params)
+        estimator.set_params(**_restore_tuples(estimator, params))
         estimator._restore_fitted_state(tensors, fitted)
     except (AttributeError, KeyError, TypeError, ValueError, RuntimeError, IndexError) as error:
         raise ModelFileError(
