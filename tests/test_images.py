@@ -423,3 +423,17 @@ def test_cli_fit_options_all_have_help():
         undocumented = [action.option_strings or action.dest for action in commands[name]._actions
                         if not action.help]
         assert undocumented == [], (name, undocumented)
+
+
+def test_cli_info_shows_image_shape(tmp_path, capsys):
+    import json
+
+    from ffoc.images import FFOneClassImage
+
+    model = tmp_path / "model.safetensors"
+    FFOneClassImage(conv_channels=(4,), kernel_size=3, epochs=1, random_state=0).fit(
+        np.random.default_rng(0).random((12, 3, 8, 10))).save(model)
+    assert main(["info", str(model)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["image_shape"] == [3, 8, 10]
+    assert info["n_features_in"] == 240

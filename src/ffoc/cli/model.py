@@ -265,6 +265,7 @@ def _info(args: argparse.Namespace) -> int:
         "n_features_in": detector.n_features_in_,
         "feature_names_in": None if getattr(detector, "feature_names_in_", None) is None
         else [str(name) for name in detector.feature_names_in_],
+        **({"image_shape": list(detector.image_shape_)} if hasattr(detector, "image_shape_") else {}),
         "layers": [layer.out_features for layer in detector.layers_],
         "offset": detector.offset_,
         **detector._training_summary(),
@@ -301,7 +302,8 @@ def add_parser(subparsers) -> None:
     score.set_defaults(handler=_score)
 
     info = subparsers.add_parser("info", help="describe a saved detector",
-                                 description="Print a saved detector's parameters, layers, threshold and training as JSON. "
+                                 description="Print a saved detector's parameters, layers, threshold and training as JSON; "
+                                             "image models add image_shape, [channels, height, width]. "
                                              "trained_with is fit (with epochs_trained, and epochs_kept when "
                                              "early stopping kept the weights of an earlier epoch) or partial_fit "
                                              "(ffoc fit --stream), with n_samples_seen, n_partial_fit_calls and "
