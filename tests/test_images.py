@@ -216,7 +216,7 @@ def test_image_estimator_save_load_round_trip(fitted, bar_images, tmp_path):
     loaded = load(path)
     assert isinstance(loaded, FFOneClassImage)
     assert loaded.image_shape_ == fitted.image_shape_
-    assert loaded.get_params()["conv_channels"] == list(fitted.conv_channels)
+    assert loaded.get_params()["conv_channels"] == tuple(fitted.conv_channels)
     np.testing.assert_allclose(loaded.score_samples(bar_images), fitted.score_samples(bar_images), rtol=1e-6)
     assert loaded.offset_ == fitted.offset_
     with pytest.raises(ValueError, match="Resize"):
