@@ -170,7 +170,7 @@ def _fit(args: argparse.Namespace) -> int:
     return 0
 
 
-def _shown(names: list[str], limit: int = 10) -> str:
+def _short_list(names: list[str], limit: int = 10) -> str:
     """Return ``names`` as a list, cut to its first ``limit`` entries when longer."""
     if len(names) <= limit:
         return str(names)
@@ -189,15 +189,15 @@ def _select_model_features(features, names: list[str], *, no_header: bool = Fals
     missing = [name for name in names if name not in columns]
     if missing:
         message = (
-            f"DATA lacks the model's feature column(s) {_shown(missing)}; DATA has the columns {_shown(columns)}, "
-            f"the model was fitted on {_shown(names)}"
+            f"DATA lacks the model's feature column(s) {_short_list(missing)}; DATA has the columns "
+            f"{_short_list(columns)}, the model was fitted on {_short_list(names)}"
         )
-        numbered = all(name.isdigit() for name in names)
+        model_numbered = all(name.isdigit() for name in names)
         data_numbered = all(column.isdigit() for column in columns)
-        if no_header and data_numbered and not numbered:
+        if no_header and data_numbered and not model_numbered:
             message += ("; with --no-header DATA's columns are numbered 0, 1, ...: drop --no-header to read "
                         "the column names from its header row")
-        elif not no_header and numbered and not data_numbered:
+        elif not no_header and model_numbered and not data_numbered:
             message += ("; the model was fitted on a file without a header row (columns numbered 0, 1, ...): "
                         "add --no-header if DATA has no header row either")
         raise CommandError(message)

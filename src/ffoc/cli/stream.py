@@ -155,7 +155,7 @@ def fit_stream_command(args: argparse.Namespace) -> int:
     bar = tqdm(desc="stream", unit="chunk", disable=not args.verbose, file=sys.stderr)
     n_chunks = 0
     n_rows = 0
-    n_read = 0  # rows of every chunk, before the --normal-label filter
+    n_read = 0  # Rows of every chunk, counted before the --normal-label filter.
     for n_chunks, chunk in enumerate(chunks, start=1):
         bar.update(1)
         n_read += chunk.shape[0]
@@ -185,13 +185,13 @@ def fit_stream_command(args: argparse.Namespace) -> int:
     detector._end_stream()
 
     detector.save(out)
-    read = f"{plural(n_chunks, 'chunk')} of up to {plural(args.chunk_size, 'row')}"
+    chunks_text = f"{plural(n_chunks, 'chunk')} of up to {plural(args.chunk_size, 'row')}"
     if args.normal_label is None:
-        read = f"read in {read}"
-    else:  # the chunks hold every row; only those with the normal label are trained on
-        read = f"the rows with {args.label_column} = {args.normal_label} among {n_read} read in {read}"
+        rows_text = f"read in {chunks_text}"
+    else:  # The chunks contain every row, but only the rows with the normal label are trained on.
+        rows_text = f"the rows with {args.label_column} = {args.normal_label} among {n_read} read in {chunks_text}"
     print(
         f"fitted {detector.trainer} {detector.objective} online on {plural(detector.n_samples_seen_, 'row')} x "
-        f"{plural(detector.n_features_in_, 'feature')}, {read} ({n_rows} in this run); model saved to {out}"
+        f"{plural(detector.n_features_in_, 'feature')}, {rows_text} ({n_rows} in this run); model saved to {out}"
     )
     return 0
