@@ -40,6 +40,7 @@ def kth_neighbor_distance(
     n_neighbors: int,
     *,
     self_columns: torch.Tensor | None = None,
+    reference_norms: torch.Tensor | None = None,
 ) -> np.ndarray:
     """Return the distance from each row of ``x`` to its ``n_neighbors``-th nearest reference.
 
@@ -56,6 +57,9 @@ def kth_neighbor_distance(
         For each row of ``x``, the index of the reference that is that same
         sample, or -1; that reference is skipped, so that training samples are
         not their own neighbours.
+    reference_norms : torch.Tensor of shape (n_references,), optional
+        The squared lengths of ``references`` in float64, when ``references``
+        is already float64 on ``x``'s device; computed when not given.
 
     Returns
     -------
@@ -65,7 +69,9 @@ def kth_neighbor_distance(
     """
     a = x.to(torch.float64)
     b = references.to(device=a.device, dtype=torch.float64)
-    squared = (a.square().sum(dim=1, keepdim=True) + b.square().sum(dim=1) - 2.0 * (a @ b.T)).clamp_min_(0.0)
+    if reference_norms is None:
+        reference_norms = b.square().sum(dim=1)
+    squared = (a.square().sum(dim=1, keepdim=True) + reference_norms - 2.0 * (a @ b.T)).clamp_min_(0.0)
     if self_columns is not None:
         rows = torch.nonzero(self_columns >= 0).flatten()
         squared[rows, self_columns[rows].to(squared.device)] = float("inf")
@@ -126,9 +132,14 @@ def neighbor_layer_scores(
     ndarray of shape (n_samples, n_layers)
         Higher means more anomalous.
     """
+    # Convert the references and their squared lengths once, not per batch.
+    references = [r.to(device=X.device, dtype=torch.float64) for r in references]
+    norms = [r.square().sum(dim=1) for r in references]
     scores = np.empty((X.shape[0], len(layers)), dtype=np.float64)
     for index in batches(X.shape[0], batch_size, None, shuffle=False):
         columns = None if self_columns is None else self_columns[index]
         for k, h in enumerate(forward_layers(layers, X[index])):
-            scores[index, k] = kth_neighbor_distance(h.flatten(1), references[k], n_neighbors, self_columns=columns)
+            scores[index, k] = kth_neighbor_distance(
+                h.flatten(1), references[k], n_neighbors, self_columns=columns, reference_norms=norms[k]
+            )
     return scores
