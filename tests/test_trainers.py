@@ -129,7 +129,7 @@ def test_layerwise_later_phase_outlasts_first():
     states = estimate_states(layers, objective, X, nu=0.05)
     config = TrainConfig(objective=objective, epochs=6, batch_size=32, schedule="layerwise",
                          early_stopping=True, n_iter_no_change=1)
-    # The first phase sees a rising validation loss and stops after epoch 1; the second sees it fall.
+    # The validation loss rises in the first phase, which stops after epoch 1, and falls in the second.
     values = iter([1.0, 2.0] + [10.0 - k for k in range(6)])
     states, history = train_ff(layers, states, X, config, generator=generator, nu=0.05,
                                validation_loss=lambda: next(values))

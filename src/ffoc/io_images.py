@@ -135,9 +135,9 @@ def read_image_folder(
         for caught_warning in caught:
             warnings.warn(f"{str(path)!r}: {caught_warning.message}", caught_warning.category, stacklevel=2)
     if unreadable and not skip_unreadable:
-        shown = "; ".join(unreadable[:5]) + (f"; and {len(unreadable) - 5} more" if len(unreadable) > 5 else "")
+        listed = "; ".join(unreadable[:5]) + (f"; and {len(unreadable) - 5} more" if len(unreadable) > 5 else "")
         raise ValueError(
-            f"Cannot read {len(unreadable)} of the {len(files)} image files in {str(folder)!r}: {shown}. Remove or "
+            f"Cannot read {len(unreadable)} of the {len(files)} image files in {str(folder)!r}: {listed}. Remove or "
             "replace them, or leave them out (--skip-unreadable on the command line, skip_unreadable=True in Python)."
         )
     for entry in unreadable:
