@@ -17,10 +17,10 @@ from ._base import _BaseFFOneClass
 from ._validation import resolve_device
 from .conv import POOLING, build_convnet
 from .negatives import NEGATIVE_KINDS
+from .neighbors import layer_features, neighbor_layer_scores
 from .nn import ACTIVATIONS
 from .objectives import OBJECTIVES
 from .trainers import TrainConfig
-from .neighbors import layer_features, neighbor_layer_scores
 from .trainers.common import OVERFLOW_SCORE, batches, forward_layers
 
 __all__ = ["FFOneClassImage", "SCALINGS", "SCORE_RULES"]
@@ -366,7 +366,7 @@ n_iter_no_change, device, random_state, verbose
             rows = np.sort(check_random_state(self.random_state).choice(n_samples, self.max_references, replace=False))
         self.references_ = layer_features(self.layers_, X_train[torch.as_tensor(rows)], batch_size=_NEIGHBOR_BATCH)
         if len(rows) == 1:
-            # One training image has no neighbour: its score is 0, and the flat-score warning follows.
+            # One training image has no neighbour, so its score is 0 and the flat-score warning follows.
             self.n_neighbors_ = 1
             return np.zeros((n_samples, len(self.layers_)))
 
@@ -379,9 +379,8 @@ n_iter_no_change, device, random_state, verbose
             )
         self_columns = torch.full((n_samples,), -1, dtype=torch.long)
         self_columns[torch.as_tensor(rows)] = torch.arange(len(rows))
-        references = [r.to(X_train.device) for r in self.references_]
         return neighbor_layer_scores(
-            self.layers_, references, X_train, self.n_neighbors_, self_columns=self_columns,
+            self.layers_, self.references_, X_train, self.n_neighbors_, self_columns=self_columns,
             batch_size=_NEIGHBOR_BATCH,
         )
 
@@ -422,9 +421,8 @@ n_iter_no_change, device, random_state, verbose
         if self.score_rule == "knn":
             check_is_fitted(self)
             X_scaled = self._to_tensor(self._check_X(X, reset=False))
-            references = [r.to(self.device_) for r in self.references_]
             scores = neighbor_layer_scores(
-                self.layers_, references, X_scaled, self.n_neighbors_, batch_size=_NEIGHBOR_BATCH
+                self.layers_, self.references_, X_scaled, self.n_neighbors_, batch_size=_NEIGHBOR_BATCH
             )
         else:
             scores = super().layer_scores(X)

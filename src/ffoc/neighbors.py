@@ -58,8 +58,9 @@ def kth_neighbor_distance(
         sample, or -1; that reference is skipped, so that training samples are
         not their own neighbours.
     reference_norms : torch.Tensor of shape (n_references,), optional
-        The squared lengths of ``references`` in float64, when ``references``
-        is already float64 on ``x``'s device; computed when not given.
+        Squared lengths of ``references`` in float64. Pass them only when
+        ``references`` is already float64 on ``x``'s device, so that repeated
+        calls skip the conversion; otherwise they are computed.
 
     Returns
     -------
@@ -67,14 +68,17 @@ def kth_neighbor_distance(
         Distances in float64; a non-finite one (an activation that overflowed
         float32) is replaced by the largest score, ``OVERFLOW_SCORE``.
     """
-    a = x.to(torch.float64)
-    b = references.to(device=a.device, dtype=torch.float64)
+    points = x.to(torch.float64)
+    reference_points = references.to(device=points.device, dtype=torch.float64)
     if reference_norms is None:
-        reference_norms = b.square().sum(dim=1)
-    squared = (a.square().sum(dim=1, keepdim=True) + reference_norms - 2.0 * (a @ b.T)).clamp_min_(0.0)
+        reference_norms = reference_points.square().sum(dim=1)
+    cross = points @ reference_points.T
+    squared = (points.square().sum(dim=1, keepdim=True) + reference_norms - 2.0 * cross).clamp_min_(0.0)
+
     if self_columns is not None:
-        rows = torch.nonzero(self_columns >= 0).flatten()
-        squared[rows, self_columns[rows].to(squared.device)] = float("inf")
+        columns = self_columns.to(squared.device)
+        rows = torch.nonzero(columns >= 0).flatten()
+        squared[rows, columns[rows]] = float("inf")
     kth = squared.topk(n_neighbors, dim=1, largest=False).values[:, -1]
     out = kth.sqrt().cpu().numpy()
     np.nan_to_num(out, copy=False, nan=OVERFLOW_SCORE, posinf=OVERFLOW_SCORE, neginf=OVERFLOW_SCORE)
@@ -133,6 +137,7 @@ def neighbor_layer_scores(
         Higher means more anomalous.
     """
     # Convert the references and their squared lengths once, not per batch.
+    # NOTE: tested on the CPU only. On a GPU the references are copied to the device once per call.
     references = [r.to(device=X.device, dtype=torch.float64) for r in references]
     norms = [r.square().sum(dim=1) for r in references]
     scores = np.empty((X.shape[0], len(layers)), dtype=np.float64)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -129,10 +128,7 @@ def run_images(
                 start = time.perf_counter()
                 if name in NETWORKS:
                     params = {**(estimator_params or {}), **NETWORKS[name]}
-                    with warnings.catch_warnings():
-                        # The untrained network's epochs=0 warning is expected here.
-                        warnings.filterwarnings("ignore", message=".*epochs=0.*")
-                        detector = FFOneClassImage(random_state=seed, **params).fit(images[train])
+                    detector = FFOneClassImage(random_state=seed, **params).fit(images[train])
                     fitted = time.perf_counter()
                     scores = -detector.score_samples(images[test])
                 else:
