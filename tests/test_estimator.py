@@ -172,6 +172,33 @@ def test_early_stopping_best_epoch_saved(trainer, tmp_path):
     assert loaded._training_summary() == summary
 
 
+def test_layerwise_summary_counts_each_layer(tmp_path):
+    from ffoc import load
+
+    X = np.random.default_rng(0).normal(size=(1000, 5))
+    detector = FFOneClass(schedule="layerwise", epochs=200, early_stopping=True, n_iter_no_change=2,
+                          hidden_layer_sizes=(8, 8, 8), random_state=0).fit(X)
+    history = detector.history_
+    assert len(history.phase_epochs) == 3 and len(history.phase_best_epochs) == 3
+    assert all(best < run <= 200 for best, run in zip(history.phase_best_epochs, history.phase_epochs))
+    # The loss table is as long as the longest phase.
+    assert len(history.layer_losses) == max(history.phase_epochs)
+    summary = detector._training_summary()
+    assert summary == {"trained_with": "fit", "epochs_trained": history.phase_epochs,
+                       "epochs_kept": [best + 1 for best in history.phase_best_epochs]}
+    detector.save(tmp_path / "model.safetensors")
+    assert load(tmp_path / "model.safetensors")._training_summary() == summary
+
+
+def test_layerwise_summary_without_early_stopping():
+    X = np.random.default_rng(0).normal(size=(200, 4))
+    detector = FFOneClass(schedule="layerwise", epochs=3, hidden_layer_sizes=(8, 8), random_state=0).fit(X)
+    assert detector._training_summary() == {"trained_with": "fit", "epochs_trained": [3, 3]}
+    with pytest.warns(UserWarning, match="epochs=0"):
+        untrained = FFOneClass(epochs=0, hidden_layer_sizes=(8,), random_state=0).fit(X)
+    assert untrained._training_summary() == {"trained_with": "fit", "epochs_trained": 0}
+
+
 def test_summary_without_early_stopping(fitted):
     assert fitted.history_.best_epoch is None
     assert "epochs_kept" not in fitted._training_summary()

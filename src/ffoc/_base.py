@@ -346,13 +346,22 @@ class _BaseFFOneClass(OutlierMixin, BaseEstimator):
         one fitted with ``fit`` returns ``{"trained_with": "fit", "epochs_trained": N}``,
         N being the epochs run. When early stopping restored the weights of its
         best epoch, ``epochs_kept`` is the number of epochs behind those weights.
+        With ``schedule="layerwise"`` both are lists with one entry per layer,
+        since each layer trains, and may stop early, on its own.
         """
         saved = getattr(self, "_saved_training", None)
         if saved is not None:
             return saved
-        summary = {"trained_with": "fit", "epochs_trained": len(self.history_.layer_losses)}
-        if self.history_.best_epoch is not None:
-            summary["epochs_kept"] = self.history_.best_epoch + 1
+        history = self.history_
+        if len(history.phase_epochs) > 1:
+            # Layer-wise schedule: each layer trained for its own number of epochs.
+            summary = {"trained_with": "fit", "epochs_trained": list(history.phase_epochs)}
+            if history.phase_best_epochs:
+                summary["epochs_kept"] = [best + 1 for best in history.phase_best_epochs]
+            return summary
+        summary = {"trained_with": "fit", "epochs_trained": len(history.layer_losses)}
+        if history.best_epoch is not None:
+            summary["epochs_kept"] = history.best_epoch + 1
         return summary
 
     def _restore_fitted_state(self, tensors: dict[str, torch.Tensor], fitted: dict) -> None:

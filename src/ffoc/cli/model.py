@@ -305,7 +305,8 @@ def add_parser(subparsers) -> None:
                                  description="Print a saved detector's parameters, layers, threshold and training as JSON; "
                                              "image models add image_shape, [channels, height, width]. "
                                              "trained_with is fit (with epochs_trained, and epochs_kept when "
-                                             "early stopping kept the weights of an earlier epoch) or partial_fit "
+                                             "early stopping kept the weights of an earlier epoch; one entry per layer "
+                                             "with --schedule layerwise) or partial_fit "
                                              "(ffoc fit --stream), with n_samples_seen, n_partial_fit_calls and "
                                              "n_optimizer_steps, and continued_from when the stream continued "
                                              "an earlier model.")

@@ -65,13 +65,20 @@ class TrainHistory:
     ``layer_losses[e][k]`` is layer ``k``'s mean training loss in epoch ``e``
     (forward-forward), or the single end-to-end loss (backprop, one entry per
     epoch). ``validation_losses`` has one value per epoch when validation data
-    were given.
+    were given. ``best_epoch`` is the epoch whose weights early stopping kept.
+
+    A layer-wise forward-forward schedule trains in phases, one per layer.
+    ``phase_epochs[k]`` is the number of epochs phase ``k`` ran and, with early
+    stopping, ``phase_best_epochs[k]`` the epoch it kept; ``best_epoch`` is then
+    the last phase's. The interleaved schedule records one phase, and backprop none.
     """
 
     layer_losses: list[list[float]] = field(default_factory=list)
     validation_losses: list[float] = field(default_factory=list)
     stopped_epoch: int | None = None
     best_epoch: int | None = None
+    phase_epochs: list[int] = field(default_factory=list)
+    phase_best_epochs: list[int] = field(default_factory=list)
 
 
 def batches(

@@ -148,7 +148,9 @@ def train_ff(
             config.learning_rate,
         )
         stopper = _EarlyStopping(layers, config, validation_loss) if validation_loss is not None else None
+        epochs_run = 0
         for epoch in range(config.epochs):
+            epochs_run += 1
             total = torch.zeros(n_layers)
             n_batches = 0
             for index in batches(n_samples, config.batch_size, generator):
@@ -170,7 +172,9 @@ def train_ff(
             states = end_epoch(layers, states, X, config, nu=nu, progress=progress, loss=sum(mean[k] for k in trained))
             if stopper is not None and stopper.stop_after(epoch, history):
                 break
+        history.phase_epochs.append(epochs_run)
         if stopper is not None:
             history.best_epoch = stopper.restore_best()
+            history.phase_best_epochs.append(history.best_epoch)
     return states, history
 
