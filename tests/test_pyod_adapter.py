@@ -1,5 +1,7 @@
 """The PyOD adapter ffoc.pyod.FFOC honours PyOD's BaseDetector contract."""
 
+from fractions import Fraction
+
 import numpy as np
 import pytest
 
@@ -134,3 +136,44 @@ def test_ffoc_random_state_sets_wrapped_seed(blobs):
     second = FFOC(FFOneClass(epochs=2), random_state=0).fit(X)
     assert first.estimator_.random_state == 0
     np.testing.assert_array_equal(first.decision_scores_, second.decision_scores_)
+
+
+def test_ffoc_unify_without_spread_is_not_nan():
+    X = np.ones((30, 4))
+    with pytest.warns(UserWarning):
+        detector = FFOC(FFOneClass(epochs=2, random_state=0)).fit(X)
+    assert detector._sigma == 0
+    rows = np.vstack([X[:2], np.full((1, 4), 9.0)])
+    proba = detector.predict_proba(rows, method="unify")
+    assert np.isfinite(proba).all()
+    np.testing.assert_array_equal(proba.sum(axis=1), 1.0)
+    # Training rows sit at the training score: inliers. A row away from them is an outlier.
+    np.testing.assert_array_equal(proba[:, 1], [0.0, 0.0, 1.0])
+    proba, confidence = detector.predict_proba(rows, method="unify", return_confidence=True)
+    assert confidence.shape == (3,)
+
+
+@pytest.mark.parametrize("value", [np.float32(0.1), Fraction(1, 10)])
+def test_ffoc_contamination_must_be_python_float(value, blobs):
+    X_train, _, _ = blobs
+    with pytest.raises(TypeError, match="pass a Python float"):
+        FFOC(FFOneClass(epochs=1), contamination=value).fit(X_train)
+
+
+def test_ffoc_contamination_rejects_detectors(blobs):
+    X_train, _, _ = blobs
+    for value in (FFOneClass(), FFOC()):
+        with pytest.raises(TypeError, match="PyThresh thresholder"):
+            FFOC(FFOneClass(epochs=1), contamination=value).fit(X_train)
+
+
+def test_ffoc_ignores_y(blobs):
+    X_train, X_test, _ = blobs
+    estimator = FFOneClass(epochs=2, random_state=0)
+    plain = FFOC(estimator).fit(X_train)
+    for y in (np.zeros(len(X_train)), np.arange(len(X_train)) % 3, np.random.default_rng(0).normal(size=len(X_train))):
+        with pytest.warns(UserWarning, match="y is ignored"):
+            with_y = FFOC(estimator).fit(X_train, y)
+        proba = with_y.predict_proba(X_test)
+        assert proba.shape == (len(X_test), 2)
+        np.testing.assert_array_equal(proba, plain.predict_proba(X_test))

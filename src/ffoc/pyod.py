@@ -13,6 +13,7 @@ PyOD is an optional dependency: ``pip install "ffoc[pyod]"``.
 
 from __future__ import annotations
 
+import warnings
 from numbers import Real
 
 import numpy as np
@@ -102,7 +103,9 @@ class FFOC(BaseDetector):
         X : array-like of shape (n_samples, n_features)
             Training data.
         y : ignored
-            Present for API consistency; PyOD warns when it is given.
+            Present for API consistency; a warning is raised when it is given.
+            Unlike in PyOD's own detectors, its labels do not change the number of
+            columns of :meth:`predict_proba`, which is always 2.
 
         Returns
         -------
@@ -123,7 +126,9 @@ class FFOC(BaseDetector):
         if self.random_state is not None:
             estimator.set_params(random_state=self.random_state)
 
-        self._set_n_classes(y)
+        if y is not None:
+            warnings.warn("FFOC: y is ignored; the detector is fitted on X alone.", UserWarning, stacklevel=2)
+        self._set_n_classes(None)
         self.estimator_ = estimator.fit(X)
         self.n_features_in_ = self.estimator_.n_features_in_
         if hasattr(self.estimator_, "feature_names_in_"):
@@ -154,7 +159,10 @@ class FFOC(BaseDetector):
 
         Uses PyOD's conversion: ``"linear"`` min-max scales the score by the
         training scores and clips it to [0, 1]; ``"unify"`` applies the Gaussian
-        error function to the standardised score, also clipped to [0, 1].
+        error function to the standardised score, also clipped to [0, 1]. When
+        every training score is the same (one training row, or identical rows),
+        ``"unify"`` gives outlier probability 1 to scores above that value and
+        0 to the others, where PyOD's formula would divide 0 by 0.
 
         Parameters
         ----------
@@ -176,18 +184,30 @@ class FFOC(BaseDetector):
         # PyOD's implementation reads X.shape, so lists become arrays here.
         if not hasattr(X, "shape"):
             X = np.asarray(X)
+        if method == "unify" and not self._sigma > 0:
+            check_is_fitted(self, ["decision_scores_", "threshold_", "labels_"])
+            is_outlier = (self.decision_function(X) > self._mu).astype(np.float64)
+            probabilities = np.column_stack([1.0 - is_outlier, is_outlier])
+            return (probabilities, self.predict_confidence(X)) if return_confidence else probabilities
         return super().predict_proba(X, method=method, return_confidence=return_confidence)
 
     def _check_contamination(self) -> None:
         value = self.contamination
         if isinstance(value, Real) and not isinstance(value, bool):
+            if not isinstance(value, (float, int)):
+                # PyOD tests isinstance(contamination, (float, int)) and takes anything
+                # else for a thresholder, so numpy.float32 or Fraction would fail inside it.
+                raise TypeError(
+                    f"FFOC: contamination={value!r} is a {type(value).__name__}; pass a Python float "
+                    f"such as {float(value)!r}."
+                )
             if not 0.0 < value <= 0.5:
                 raise ValueError(
                     f"FFOC: contamination={value!r} is out of range; pass a float in (0, 0.5], "
                     "the expected share of outliers in the training data."
                 )
             return
-        if not (hasattr(value, "fit") and hasattr(value, "predict")):
+        if isinstance(value, (BaseDetector, FFOneClass)) or not (hasattr(value, "fit") and hasattr(value, "predict")):
             raise TypeError(
                 f"FFOC: contamination must be a float in (0, 0.5] or a PyThresh thresholder, "
                 f"got {value!r}."
