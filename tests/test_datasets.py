@@ -524,3 +524,23 @@ def test_unsupervised_split_keeps_anomalies_in_training():
 
     again = unsupervised_split(X, y, random_state=0)
     np.testing.assert_array_equal(split.test_index, again.test_index)
+
+
+def test_load_adbench_non_zip_file(tmp_path):
+    # For a text file under an .npz name, numpy's own message mentions pickled data and allow_pickle.
+    not_a_zip = tmp_path / "99_junk.npz"
+    not_a_zip.write_bytes(b"not a zip at all")
+    with pytest.raises(ValueError, match=r"99_junk.npz.*is not an \.npz \(zip\) archive") as raised:
+        load_adbench(not_a_zip)
+    assert "allow_pickle" not in str(raised.value)
+
+    empty = tmp_path / "empty.npz"
+    empty.write_bytes(b"")
+    with pytest.raises(ValueError, match=r"empty.npz.*is empty") as raised:
+        load_adbench(empty)
+
+    pickled = tmp_path / "pickled.npz"
+    np.savez(pickled, X=np.array([{"a": 1}], dtype=object), y=np.array([0]))
+    with pytest.raises(ValueError, match="contains Python objects") as raised:
+        load_adbench(pickled)
+    assert "allow_pickle" not in str(raised.value)

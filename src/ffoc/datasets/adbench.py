@@ -152,12 +152,17 @@ def load_adbench(
     return X, _check_labels(path, X, y_raw)
 
 
+# The first bytes of a zip archive (an .npz file, or an empty zip) and of a single .npy array.
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+_NPY_MAGIC = b"\x93NUMPY"
+
+
 def _read_arrays(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    _check_magic(path)
     try:
         archive = np.load(path, allow_pickle=False)
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
-        # np.load raises ValueError for pickled content, which allow_pickle=False rejects.
-        raise ValueError(f"failed to read ADBench file {str(path)!r}: {error}") from error
+        raise ValueError(f"failed to read ADBench file {str(path)!r}: {_reason(error)}") from error
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise ValueError(
             f"ADBench file {str(path)!r} contains a single array, not an .npz "
@@ -171,12 +176,51 @@ def _read_arrays(path: Path) -> tuple[np.ndarray, np.ndarray]:
                 f"ADBench file {str(path)!r} lacks array(s) {missing}; "
                 f"it contains {archive.files}"
             )
-        try:
-            return archive["X"], archive["y"]
-        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
-            raise ValueError(
-                f"failed to read ADBench file {str(path)!r}: {error}"
-            ) from error
+        arrays = []
+        for key in ("X", "y"):
+            try:
+                arrays.append(archive[key])
+            except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
+                raise ValueError(
+                    f"failed to read ADBench file {str(path)!r}: {_reason(error, key)}"
+                ) from error
+        return arrays[0], arrays[1]
+
+
+def _check_magic(path: Path) -> None:
+    """Raise a ValueError unless ``path`` starts like a zip archive or an .npy file.
+
+    Without this check numpy reads any other file as a pickle and suggests
+    loading it unsafely, which is misleading for a text file.
+    """
+    try:
+        with open(path, "rb") as file:
+            head = file.read(len(_NPY_MAGIC))
+    except OSError as error:
+        raise ValueError(f"failed to read ADBench file {str(path)!r}: {error}") from error
+    if not head:
+        raise ValueError(
+            f"failed to read ADBench file {str(path)!r}: it is empty (0 bytes); "
+            "expected an .npz (zip) archive with arrays X and y"
+        )
+    if not head.startswith(_ZIP_MAGIC) and not head.startswith(_NPY_MAGIC):
+        raise ValueError(
+            f"failed to read ADBench file {str(path)!r}: it is not an .npz (zip) archive "
+            f"(it starts with {head!r}); expected a file written by numpy.savez with arrays X and y"
+        )
+
+
+def _reason(error: BaseException, key: str | None = None) -> str:
+    """Return numpy's error as the reason a file failed to load, without its advice to allow pickle."""
+    if "allow_pickle" in str(error) or "pickle" in str(error).lower():
+        source = f"array {key}" if key else "the file"
+        return (
+            f"{source} contains Python objects (pickled data), which are never loaded; "
+            "ADBench files contain numeric X and 0/1 y"
+        )
+    if isinstance(error, zipfile.BadZipFile):
+        return f"{error}; the .npz (zip) archive is damaged or cut short"
+    return str(error)
 
 
 def _check_labels(path: Path, X: np.ndarray, y_raw: np.ndarray) -> np.ndarray:
