@@ -160,3 +160,18 @@ def test_accuracy_cli_quick_end_to_end(tmp_path, capsys):
     assert (out / "accuracy_ranks.png").is_file()
     assert "<!-- begin accuracy -->" in report.read_text()
     assert "one-class: mean AUROC" in capsys.readouterr().out
+
+
+def test_write_section_rejects_reversed_markers(tmp_path):
+    from ffoc.bench.report import write_section
+
+    path = tmp_path / "B.md"
+    text = "# B\n<!-- end accuracy -->\nmiddle\n<!-- begin accuracy -->\nold\n"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=r"<!-- end accuracy -->.*before.*<!-- begin accuracy -->"):
+        write_section(path, "accuracy", "new")
+    assert path.read_text() == text
+
+    path.write_text("# B\n<!-- begin accuracy -->\nold\n")
+    with pytest.raises(ValueError, match=r"<!-- begin accuracy -->.*without.*<!-- end accuracy -->"):
+        write_section(path, "accuracy", "new")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import platform
 from pathlib import Path
 
-__all__ = ["machine_description", "markdown_table", "write_section"]
+__all__ = ["check_section", "machine_description", "markdown_table", "write_section"]
 
 
 def write_section(path, name: str, body: str) -> None:
@@ -13,6 +13,12 @@ def write_section(path, name: str, body: str) -> None:
 
     The section is appended when it is not there yet, and the file is created when
     missing; the other sections are left as they are. The write is atomic.
+
+    Raises
+    ------
+    ValueError
+        If the file's markers of section ``name`` are out of order, repeated or
+        unpaired (see :func:`check_section`); the file is left unchanged.
 
     Examples
     --------
@@ -26,16 +32,71 @@ def write_section(path, name: str, body: str) -> None:
     from ..persistence import atomic_write_bytes
 
     path = Path(path)
-    begin, end = f"<!-- begin {name} -->", f"<!-- end {name} -->"
+    begin, end = _markers(name)
     block = f"{begin}\n{body.rstrip()}\n{end}"
     text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    if begin in text and end in text and text.index(begin) < text.index(end):
+    if _has_section(text, name, path):
         head, rest = text.split(begin, 1)
         _, tail = rest.split(end, 1)
         text = head + block + tail
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def check_section(path, name: str) -> None:
+    r"""Check that :func:`write_section` can write section ``name`` of ``path``.
+
+    Call it before long work, so that a bad file is reported before the
+    results exist. A missing file passes.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Markdown file, such as BENCHMARKS.md.
+    name : str
+        Section name, as in ``<!-- begin NAME -->``.
+
+    Raises
+    ------
+    ValueError
+        If the file has one marker of the section without the other, either
+        marker more than once, or the end marker before the begin marker.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "B.md"
+    >>> _ = path.write_text("<!-- end demo -->\n<!-- begin demo -->\n")
+    >>> check_section(path, "demo")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: ... has '<!-- end demo -->' before '<!-- begin demo -->'; ...
+    """
+    path = Path(path)
+    if path.is_file():
+        _has_section(path.read_text(encoding="utf-8"), name, path)
+
+
+def _markers(name: str) -> tuple[str, str]:
+    return f"<!-- begin {name} -->", f"<!-- end {name} -->"
+
+
+def _has_section(text: str, name: str, path: Path) -> bool:
+    """Return whether ``text`` has section ``name``; raise a ValueError if its markers are broken."""
+    begin, end = _markers(name)
+    n_begin, n_end = text.count(begin), text.count(end)
+    fix = "fix the markers by hand so that each appears once, begin first, or remove both"
+    if n_begin == 0 and n_end == 0:
+        return False
+    if n_begin != n_end:
+        present, missing = (begin, end) if n_begin > n_end else (end, begin)
+        raise ValueError(f"{str(path)!r} has {present!r} without a matching {missing!r}; {fix}")
+    if n_begin > 1:
+        raise ValueError(f"{str(path)!r} has {begin!r} and {end!r} {n_begin} times each; {fix}")
+    if text.index(end) < text.index(begin):
+        raise ValueError(f"{str(path)!r} has {end!r} before {begin!r}; {fix}")
+    return True
 
 
 def markdown_table(header: list[str], rows: list[list]) -> str:
