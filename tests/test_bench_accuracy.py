@@ -175,3 +175,19 @@ def test_write_section_rejects_reversed_markers(tmp_path):
     path.write_text("# B\n<!-- begin accuracy -->\nold\n")
     with pytest.raises(ValueError, match=r"<!-- begin accuracy -->.*without.*<!-- end accuracy -->"):
         write_section(path, "accuracy", "new")
+
+
+def _cut_in_half(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def test_accuracy_report_keeps_set_with_all_runs_failed(adbench_folder, tmp_path):
+    _cut_in_half(adbench_folder / "30_beta.npz")
+    report = tmp_path / "BENCHMARKS.md"
+    result = _run(adbench_folder, tmp_path / "out", datasets=["1_alpha", "30_beta"], protocols=["one-class"],
+                  report=report)
+    assert (result.runs.loc[result.runs["dataset"] == "30_beta", "status"] == "failed").all()
+    text = report.read_text()
+    assert "| 30_beta |  |  |  | fail / fail | fail / fail |" in text
+    assert "| 1_alpha |" in text

@@ -830,16 +830,31 @@ def _per_set_lines(summary: dict, names: Sequence[str], detectors: Sequence[str]
     rows = []
     for name in names:
         sets = summary["sets"].loc[name]
-        n_train, n_full = int(sets["n_train"]), int(sets["n_train_full"])
-        train = f"{n_train:,} of {n_full:,} (subsampled)" if n_full > n_train else f"{n_train:,}"
+        # A set whose runs all failed before it was split has no sizes: its cells stay empty.
+        n_train, n_full = _count(sets["n_train"]), _count(sets["n_train_full"])
+        if n_train is None:
+            train = ""
+        elif n_full is not None and n_full > n_train:
+            train = f"{n_train:,} of {n_full:,} (subsampled)"
+        else:
+            train = f"{n_train:,}"
+        n_test, n_features = _count(sets["n_test"]), _count(sets["n_features"])
         best = summary["auroc"].loc[name].max()
         cells = []
         for detector in detectors:
             a, p = summary["auroc"].loc[name, detector], summary["auprc"].loc[name, detector]
             cell = f"{_pct(a)} / {_pct(p)}"
             cells.append(f"**{cell}**" if a == best else cell)
-        rows.append([name, train, f"{int(sets['n_test']):,}", int(sets["n_features"]), *cells])
+        rows.append([name, train, "" if n_test is None else f"{n_test:,}",
+                     "" if n_features is None else n_features, *cells])
     return markdown_table(header, rows).split("\n")
+
+
+def _count(value) -> int | None:
+    """Return a size of the per-set table as an int, or None when no run recorded it (NA)."""
+    import pandas as pd
+
+    return None if pd.isna(value) else int(value)
 
 
 def _check_lines(protocol: str, summary: dict) -> list[str]:
