@@ -191,3 +191,26 @@ def test_accuracy_report_keeps_set_with_all_runs_failed(adbench_folder, tmp_path
     text = report.read_text()
     assert "| 30_beta |  |  |  | fail / fail | fail / fail |" in text
     assert "| 1_alpha |" in text
+
+
+def test_accuracy_fails_runs_on_one_class_labels(tmp_path):
+    folder = tmp_path / "adbench_classical"
+    folder.mkdir()
+    X = np.random.default_rng(0).normal(size=(40, 3))
+    np.savez(folder / "1_normal.npz", X=X, y=np.zeros(40, dtype=int))
+    np.savez(folder / "2_anomalous.npz", X=X, y=np.ones(40, dtype=int))
+    result = _run(folder, tmp_path / "out")
+    assert (result.runs["status"] == "failed").all()
+    normal = result.runs[result.runs["dataset"] == "1_normal"]["error"]
+    assert normal.str.contains("1_normal has no anomalies").all(), normal.tolist()
+    anomalous = result.runs[result.runs["dataset"] == "2_anomalous"]["error"]
+    assert anomalous.str.contains("2_anomalous has no normal rows").all(), anomalous.tolist()
+
+
+def test_accuracy_never_records_nan_metric_as_ok(adbench_folder, tmp_path, monkeypatch):
+    import sklearn.metrics
+
+    monkeypatch.setattr(sklearn.metrics, "roc_auc_score", lambda y, scores: float("nan"))
+    result = _run(adbench_folder, tmp_path / "out", datasets=["1_alpha"], protocols=["one-class"])
+    assert (result.runs["status"] == "failed").all()
+    assert result.runs["error"].str.contains("AUROC is not a finite number").all(), result.runs["error"].tolist()

@@ -219,6 +219,21 @@ def _load(path: str) -> tuple[np.ndarray, np.ndarray]:
     return load_adbench(path)
 
 
+def _check_classes(subject: str, y: np.ndarray, advice: str) -> None:
+    """Raise a ValueError naming ``subject`` unless ``y`` has both normal rows (0) and anomalies (1).
+
+    AUROC and AUPRC are undefined otherwise: scikit-learn warns and returns
+    NaN or 0, which must not be recorded as a result.
+    """
+    n_anomalies = int(y.sum())
+    if n_anomalies == 0:
+        raise ValueError(f"{subject} has no anomalies: its {y.size} labels are all 0, "
+                         f"so AUROC and AUPRC are undefined; {advice}")
+    if n_anomalies == y.size:
+        raise ValueError(f"{subject} has no normal rows: its {y.size} labels are all 1, "
+                         f"so AUROC and AUPRC are undefined; {advice}")
+
+
 def _split(X: np.ndarray, y: np.ndarray, protocol: str, seed: int, max_train_rows: int):
     """Return ``(X_train, X_test, y_test, n_train_full)`` of one protocol and seed."""
     from ..datasets import novelty_split, unsupervised_split
@@ -252,7 +267,9 @@ def run_one(spec: RunSpec, *, max_train_rows: int = MAX_TRAIN_ROWS) -> dict:
 
     Any exception raised while splitting, fitting or scoring is caught and
     recorded: the row then has ``status="failed"``, NaN metrics and the error
-    in ``error``. ``KeyboardInterrupt`` is not caught.
+    in ``error``. A data set or test split without anomalies or without
+    normal rows fails the run, and so does a NaN metric. ``KeyboardInterrupt``
+    is not caught.
 
     Parameters
     ----------
@@ -276,11 +293,14 @@ def run_one(spec: RunSpec, *, max_train_rows: int = MAX_TRAIN_ROWS) -> dict:
     start = time.perf_counter()
     try:
         X, y = _load(spec.path)
+        _check_classes(f"data set {spec.dataset}", y, "the file needs rows labelled 0 and rows labelled 1")
         X_train, X_test, y_test, n_train_full = _split(X, y, spec.protocol, spec.seed, max_train_rows)
         row.update(
             n_train=X_train.shape[0], n_train_full=n_train_full, n_test=X_test.shape[0],
             n_test_anomalies=int(y_test.sum()), n_features=X.shape[1],
         )
+        _check_classes(f"the {spec.protocol} test split of {spec.dataset} (seed {spec.seed})", y_test,
+                       "the set has too few rows of one class for this split")
         detector, scales_itself = _make_detector(spec.detector, spec.seed, X.shape[1])
         row["params"] = _describe_params(detector)
 
@@ -303,11 +323,14 @@ def run_one(spec: RunSpec, *, max_train_rows: int = MAX_TRAIN_ROWS) -> dict:
         n_bad = int((~np.isfinite(scores)).sum())
         if n_bad:
             raise FloatingPointError(f"{n_bad} of {scores.size} test scores are NaN or infinite")
-        row.update(
-            status="ok",
-            auroc=float(roc_auc_score(y_test, scores)),
-            auprc=float(average_precision_score(y_test, scores)),
-        )
+        metrics = {
+            "auroc": float(roc_auc_score(y_test, scores)),
+            "auprc": float(average_precision_score(y_test, scores)),
+        }
+        for name, value in metrics.items():
+            if not np.isfinite(value):
+                raise FloatingPointError(f"{name.upper()} is not a finite number ({value}) on the test split")
+        row.update(status="ok", **metrics)
     except Exception as error:  # recorded in the row, never dropped
         message = str(error).strip().splitlines()[0] if str(error).strip() else ""
         where = traceback.extract_tb(error.__traceback__)[-1]
