@@ -193,6 +193,42 @@ def test_accuracy_report_keeps_set_with_all_runs_failed(adbench_folder, tmp_path
     assert "| 1_alpha |" in text
 
 
+def test_accuracy_resume_reruns_other_settings(adbench_folder, tmp_path):
+    out = tmp_path / "out"
+    options = {"datasets": ["1_alpha"], "protocols": ["one-class"]}
+    small = _run(adbench_folder, out, max_train_rows=5, **options)
+    assert (small.runs["n_train"] == 5).all()
+
+    full = _run(adbench_folder, out, resume=True, **options)
+    assert full.n_skipped == 0, "runs made with another max_train_rows are run again"
+    assert (full.runs["n_train"] > 5).all()
+    assert _run(adbench_folder, out, resume=True, **options).n_skipped == len(FAST_DETECTORS)
+
+    _write_set(adbench_folder, "1_alpha", seed=99)
+    changed = _run(adbench_folder, out, resume=True, **options)
+    assert changed.n_skipped == 0, "runs on a changed data file are run again"
+    rows = pd.read_csv(out / "runs.csv")
+    assert len(rows) == 3 * len(FAST_DETECTORS), "earlier rows are kept"
+    assert rows["data_sha256"].nunique() == 2
+
+
+def test_accuracy_resume_reruns_older_runs_csv(adbench_folder, tmp_path):
+    out = tmp_path / "out"
+    options = {"datasets": ["1_alpha"], "protocols": ["one-class"]}
+    _run(adbench_folder, out, **options)
+    # A runs.csv written before max_train_rows and data_sha256 were recorded.
+    runs_path = out / "runs.csv"
+    old_columns = [column for column in RUN_COLUMNS if column not in ("max_train_rows", "data_sha256")]
+    pd.read_csv(runs_path, dtype=str, keep_default_na=False)[old_columns].to_csv(runs_path, index=False)
+
+    with pytest.warns(UserWarning, match="older ffoc"):
+        result = _run(adbench_folder, out, resume=True, **options)
+    assert result.n_skipped == 0
+    rows = pd.read_csv(runs_path)
+    assert list(rows.columns) == list(RUN_COLUMNS)
+    assert len(rows) == 2 * len(FAST_DETECTORS), "the older rows are kept"
+
+
 def test_accuracy_fails_runs_on_one_class_labels(tmp_path):
     folder = tmp_path / "adbench_classical"
     folder.mkdir()
@@ -214,3 +250,40 @@ def test_accuracy_never_records_nan_metric_as_ok(adbench_folder, tmp_path, monke
     result = _run(adbench_folder, tmp_path / "out", datasets=["1_alpha"], protocols=["one-class"])
     assert (result.runs["status"] == "failed").all()
     assert result.runs["error"].str.contains("AUROC is not a finite number").all(), result.runs["error"].tolist()
+
+
+def test_accuracy_resume_reruns_broken_file(adbench_folder, tmp_path):
+    _cut_in_half(adbench_folder / "1_alpha.npz")
+    options = {"datasets": ["1_alpha"], "detectors": ["DeepSVDD"], "protocols": ["one-class"]}
+    first = _run(adbench_folder, tmp_path / "out", **options)
+    assert (first.runs["status"] == "failed").all()
+
+    second = _run(adbench_folder, tmp_path / "out", resume=True, **options)
+    assert second.n_skipped == 0, "a run that failed to load its data runs again"
+    assert second.runs["error"].str.contains("damaged or cut short").all()
+    assert len(pd.read_csv(tmp_path / "out" / "runs.csv")) == 2
+
+
+def _no_runs(*args, **kwargs):
+    raise AssertionError("no run may start")
+
+
+def test_accuracy_rejects_foreign_runs_header(adbench_folder, tmp_path, monkeypatch):
+    monkeypatch.setattr(accuracy, "run_one", _no_runs)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "runs.csv").write_text("a,b,c\n")
+    with pytest.raises(ValueError, match=r"has columns \['a', 'b', 'c'\]"):
+        _run(adbench_folder, out, resume=True)
+    assert (out / "runs.csv").read_text() == "a,b,c\n"
+
+
+def test_accuracy_rejects_non_integer_seed_in_runs(adbench_folder, tmp_path):
+    out = tmp_path / "out"
+    _run(adbench_folder, out, datasets=["1_alpha"], protocols=["one-class"])
+    runs_path = out / "runs.csv"
+    lines = runs_path.read_text().splitlines()
+    lines[2] = lines[2].replace(",0,", ",x,", 1)
+    runs_path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match=r"runs.csv' line 3: seed 'x' is not an integer"):
+        _run(adbench_folder, out, datasets=["1_alpha"], protocols=["one-class"], resume=True)

@@ -32,6 +32,8 @@ from __future__ import annotations
 import argparse
 import csv
 import functools
+import hashlib
+import io
 import json
 import os
 import platform
@@ -46,6 +48,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..persistence import atomic_write_bytes
 from .report import markdown_table, write_section
 
 __all__ = [
@@ -85,8 +88,10 @@ QUICK_DETECTORS = ("FFOC-FF", "FFOC-BP", "IForest", "ECOD")
 RUN_COLUMNS = (
     "dataset", "protocol", "seed", "detector", "status", "auroc", "auprc",
     "fit_s", "score_s", "time_s", "n_train", "n_train_full", "n_test", "n_test_anomalies",
-    "n_features", "error", "params",
+    "n_features", "error", "params", "max_train_rows", "data_sha256",
 )
+# The columns of runs.csv before max_train_rows and data_sha256 were recorded.
+_LEGACY_RUN_COLUMNS = RUN_COLUMNS[:-2]
 _RUNS_FILE = "runs.csv"
 _SECTION = "accuracy"
 
@@ -219,6 +224,35 @@ def _load(path: str) -> tuple[np.ndarray, np.ndarray]:
     return load_adbench(path)
 
 
+def _data_sha256(path: str | os.PathLike[str]) -> str:
+    """Return the SHA-256 of the file's bytes, computed once per size and modification time.
+
+    ``runs.csv`` records it, so ``resume`` reruns the runs of a changed file.
+    """
+    status = os.stat(path)
+    return _file_sha256(str(path), status.st_size, status.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for chunk in iter(functools.partial(file.read, 1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _data_sha256_or_none(path: str | os.PathLike[str]) -> str | None:
+    """Return :func:`_data_sha256`, or None when the file cannot be read.
+
+    The runs of such a file fail, with the reason as their error.
+    """
+    try:
+        return _data_sha256(path)
+    except OSError:
+        return None
+
+
 def _check_classes(subject: str, y: np.ndarray, advice: str) -> None:
     """Raise a ValueError naming ``subject`` unless ``y`` has both normal rows (0) and anomalies (1).
 
@@ -287,11 +321,10 @@ def run_one(spec: RunSpec, *, max_train_rows: int = MAX_TRAIN_ROWS) -> dict:
     from sklearn.preprocessing import StandardScaler
 
     _limit_threads()
-    row = {column: "" for column in RUN_COLUMNS}
-    row.update(dataset=spec.dataset, protocol=spec.protocol, seed=spec.seed, detector=spec.detector)
-    row.update(status="failed", auroc=float("nan"), auprc=float("nan"))
+    row = _failed_row(spec, max_train_rows)
     start = time.perf_counter()
     try:
+        row["data_sha256"] = _data_sha256(spec.path)
         X, y = _load(spec.path)
         _check_classes(f"data set {spec.dataset}", y, "the file needs rows labelled 0 and rows labelled 1")
         X_train, X_test, y_test, n_train_full = _split(X, y, spec.protocol, spec.seed, max_train_rows)
@@ -339,31 +372,97 @@ def run_one(spec: RunSpec, *, max_train_rows: int = MAX_TRAIN_ROWS) -> dict:
     return row
 
 
+def _failed_row(spec: RunSpec, max_train_rows: int) -> dict:
+    """Return the ``runs.csv`` row of ``spec`` before it runs: failed, with NaN metrics."""
+    row = {column: "" for column in RUN_COLUMNS}
+    row.update(dataset=spec.dataset, protocol=spec.protocol, seed=spec.seed, detector=spec.detector)
+    row.update(status="failed", auroc=float("nan"), auprc=float("nan"), max_train_rows=max_train_rows)
+    return row
+
+
 # ---------------------------------------------------------------------- runs.csv
 
 
 def _read_runs(path: Path) -> list[dict]:
-    """Read ``runs.csv``, dropping a last line cut off by an interruption."""
+    """Read ``runs.csv``, dropping a last line cut off by an interruption.
+
+    The cut line is removed from the file too, atomically. A file written
+    before ``max_train_rows`` and ``data_sha256`` were recorded is rewritten
+    with those columns empty: its rows are kept, match no settings, and so
+    run again under ``resume``.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The ``runs.csv`` file; a missing or blank file has no rows.
+
+    Returns
+    -------
+    list of dict
+        The finished rows, ``seed`` as an int and the other values as text.
+
+    Raises
+    ------
+    ValueError
+        If the header is not that of this benchmark, or a row's seed is not
+        an integer; the message names the file and line.
+    """
     if not path.is_file():
         return []
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{str(path)!r} is not a UTF-8 text file ({error}); choose another --out folder "
+                         "or pass --overwrite") from None
     if text and not text.endswith("\n"):
         text = text[: text.rfind("\n") + 1]
-        path.write_text(text, encoding="utf-8")
-    rows = list(csv.DictReader(text.splitlines()))
-    if rows and list(rows[0]) != list(RUN_COLUMNS):
+        atomic_write_bytes(path, text.encode("utf-8"))
+    if not text.strip():
+        return []
+
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    header = list(reader.fieldnames or [])
+    if header not in (list(RUN_COLUMNS), list(_LEGACY_RUN_COLUMNS)):
         raise ValueError(
-            f"{str(path)!r} has columns {list(rows[0])}, not those of this benchmark "
+            f"{str(path)!r} has columns {header}, not those of this benchmark "
             f"{list(RUN_COLUMNS)}; choose another --out folder or pass --overwrite."
         )
-    return [row for row in rows if row.get("time_s") not in (None, "")]
+    rows = []
+    for row in reader:
+        if row.get("time_s") in (None, ""):
+            continue  # a row cut short
+        try:
+            row["seed"] = int(row["seed"])
+        except ValueError:
+            raise ValueError(
+                f"{str(path)!r} line {reader.line_num}: seed {row['seed']!r} is not an integer; "
+                "correct or delete that line, or pass --overwrite to start again"
+            ) from None
+        rows.append(row)
+
+    if header == list(_LEGACY_RUN_COLUMNS):
+        warnings.warn(
+            f"{str(path)!r} was written by an older ffoc, without the columns max_train_rows and "
+            f"data_sha256; its {len(rows)} row(s) are kept, but their runs are run again because "
+            "their settings are unknown",
+            UserWarning,
+            stacklevel=2,
+        )
+        buffer = io.StringIO(newline="")
+        writer = csv.DictWriter(buffer, fieldnames=RUN_COLUMNS, restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_bytes(path, buffer.getvalue().encode("utf-8"))
+        for row in rows:
+            row.update(max_train_rows="", data_sha256="")
+    return rows
 
 
 class _RunWriter:
     """Append rows to ``runs.csv``, flushed and synced after each row so an interruption keeps them."""
 
     def __init__(self, path: Path, *, append: bool) -> None:
-        new_file = not (append and path.is_file() and path.stat().st_size > 0)
+        new_file = not (append and path.is_file() and path.read_text(encoding="utf-8").strip())
         self._file = open(path, "a" if not new_file else "w", encoding="utf-8", newline="")
         self._writer = csv.DictWriter(self._file, fieldnames=RUN_COLUMNS)
         if new_file:
@@ -389,7 +488,8 @@ class AccuracyResult:
     Attributes
     ----------
     runs : pandas.DataFrame
-        One row per run of this benchmark's run list (latest row per run).
+        One row per run of this benchmark's run list: the latest row made with
+        the current ``max_train_rows`` and data files.
     summary : dict
         Per protocol, the tables of :func:`summarize`.
     files : dict of str to pathlib.Path
@@ -484,7 +584,11 @@ def run_accuracy(
         Worker processes; each run uses one thread.
     resume : bool, default=False
         Keep the runs already in ``out_dir/runs.csv`` and skip them. A run is
-        skipped only when its recorded parameters equal the current ones.
+        skipped only when its row has the current ``max_train_rows``, the
+        SHA-256 of the data file as it is now, and the detector's current
+        parameters. Rows of a ``runs.csv`` written before ``max_train_rows``
+        and the checksum were recorded are kept, but their runs run again.
+        A run whose worker process died also runs again.
     overwrite : bool, default=False
         Start a new ``runs.csv`` even if one exists.
     quick : bool, default=False
@@ -548,16 +652,13 @@ def run_accuracy(
             f"{str(runs_path)!r} already exists; pass --resume to continue it or --overwrite to start again"
         )
 
-    # Skip runs recorded with the parameters the detector has now.
+    # Skip runs recorded with this max_train_rows, these data file bytes and the parameters
+    # the detector has now; a changed file or setting runs again.
+    checksums = {name: _data_sha256_or_none(path) for name, path in sets}
     done: set[tuple] = set()
     if resume:
-        current = {}
-        for row in _read_runs(runs_path):
-            key = (row["dataset"], row["protocol"], int(row["seed"]), row["detector"])
-            current[key] = row["params"]
-        for spec in specs:
-            if spec.key in current and current[spec.key] == _expected_params(spec):
-                done.add(spec.key)
+        recorded = _matching_runs(_read_runs(runs_path), specs, max_train_rows, checksums)
+        done = {spec.key for spec in specs if spec.key in recorded and _reusable(recorded[spec.key], spec)}
     todo = [spec for spec in specs if spec.key not in done]
 
     writer = _RunWriter(runs_path, append=resume)
@@ -569,7 +670,7 @@ def run_accuracy(
     finally:
         writer.close()
 
-    runs = _latest_runs(runs_path, specs)
+    runs = _latest_runs(runs_path, specs, max_train_rows, checksums)
     summary = {
         protocol: summarize(runs[runs["protocol"] == protocol], chosen)
         for protocol in protocols
@@ -610,19 +711,47 @@ def run_accuracy(
     return result
 
 
-@functools.lru_cache(maxsize=None)
-def _expected_params_cached(detector: str, seed: int, n_features: int) -> str:
-    detector_object, _ = _make_detector(detector, seed, n_features)
-    return _describe_params(detector_object)
+def _matches_settings(row: dict, max_train_rows: int, checksums: dict[str, str | None]) -> bool:
+    """Return whether ``row`` was made with ``max_train_rows`` on the data file bytes now in place."""
+    return (row["max_train_rows"] == str(max_train_rows)
+            and row["data_sha256"] == (checksums.get(row["dataset"]) or ""))
 
 
-def _expected_params(spec: RunSpec) -> str:
-    # Only DeepSVDD's parameters depend on the feature count, so it is read for it alone.
+def _matching_runs(rows: Iterable[dict], specs: Iterable[RunSpec], max_train_rows: int,
+                   checksums: dict[str, str | None]) -> dict[tuple, dict]:
+    """Return the last row of each run in ``specs`` made with the current settings, by run key."""
+    requested = {spec.key for spec in specs}
+    latest: dict[tuple, dict] = {}
+    for row in rows:
+        key = (row["dataset"], row["protocol"], row["seed"], row["detector"])
+        if key in requested and _matches_settings(row, max_train_rows, checksums):
+            latest[key] = row
+    return latest
+
+
+def _reusable(row: dict, spec: RunSpec) -> bool:
+    """Return whether ``row`` of ``spec`` can be kept: its detector was built with the parameters it has now.
+
+    A row without parameters (the run failed before its detector was built,
+    or its worker process died) runs again.
+    """
+    if not row["params"]:
+        return False
     n_features = 0
     if spec.detector == "DeepSVDD":
-        with np.load(spec.path, allow_pickle=False) as archive:
-            n_features = int(archive["X"].shape[1])
-    return _expected_params_cached(spec.detector, spec.seed, n_features)
+        # Only DeepSVDD's parameters depend on the feature count. The row's count is that
+        # of the same file bytes, so the data file is not read again.
+        try:
+            n_features = int(row["n_features"])
+        except ValueError:
+            return False
+    return row["params"] == _expected_params(spec.detector, spec.seed, n_features)
+
+
+@functools.lru_cache(maxsize=None)
+def _expected_params(detector: str, seed: int, n_features: int) -> str:
+    detector_object, _ = _make_detector(detector, seed, n_features)
+    return _describe_params(detector_object)
 
 
 def _init_worker() -> None:
@@ -675,18 +804,13 @@ def _advance(bar, row: dict) -> None:
     bar.update(1)
 
 
-def _latest_runs(runs_path: Path, specs: Iterable[RunSpec]):
-    """Return the last recorded row of every run in ``specs`` as a DataFrame."""
+def _latest_runs(runs_path: Path, specs: Iterable[RunSpec], max_train_rows: int, checksums: dict[str, str | None]):
+    """Return the last row of every run in ``specs`` made with the current settings, as a DataFrame."""
     import pandas as pd
 
-    requested = {spec.key for spec in specs}
-    latest: dict[tuple, dict] = {}
-    for row in _read_runs(runs_path):
-        key = (row["dataset"], row["protocol"], int(row["seed"]), row["detector"])
-        if key in requested:
-            latest[key] = row
+    latest = _matching_runs(_read_runs(runs_path), specs, max_train_rows, checksums)
     frame = pd.DataFrame(list(latest.values()), columns=list(RUN_COLUMNS))
-    for column in ("seed", "n_train", "n_train_full", "n_test", "n_test_anomalies", "n_features"):
+    for column in ("seed", "n_train", "n_train_full", "n_test", "n_test_anomalies", "n_features", "max_train_rows"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("Int64")
     for column in ("auroc", "auprc", "fit_s", "score_s", "time_s"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce")
