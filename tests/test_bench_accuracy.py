@@ -229,6 +229,27 @@ def test_accuracy_resume_reruns_older_runs_csv(adbench_folder, tmp_path):
     assert len(rows) == 2 * len(FAST_DETECTORS), "the older rows are kept"
 
 
+def _die_on_hbos(spec, *, max_train_rows):
+    """Stand in for run_one in a worker process, which is killed as the out-of-memory killer would."""
+    import os
+    import signal
+
+    if spec.detector == "HBOS":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return accuracy.run_one(spec, max_train_rows=max_train_rows)
+
+
+def test_accuracy_records_killed_worker_runs(adbench_folder, tmp_path, monkeypatch):
+    # Worker processes import this module to find the function, by name, as pickle does.
+    monkeypatch.setattr(accuracy, "run_one", _die_on_hbos)
+    result = _run(adbench_folder, tmp_path / "out", datasets=["1_alpha"], protocols=["one-class"], jobs=2)
+    by_detector = result.runs.set_index("detector")
+    assert by_detector.loc["PCA", "status"] == "ok", "a run lost along with the killed one runs again"
+    assert by_detector.loc["HBOS", "status"] == "failed"
+    assert "worker process died (out of memory?)" in by_detector.loc["HBOS", "error"]
+    assert len(result.runs) == 2
+
+
 def test_accuracy_fails_runs_on_one_class_labels(tmp_path):
     folder = tmp_path / "adbench_classical"
     folder.mkdir()

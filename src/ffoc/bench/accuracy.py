@@ -14,11 +14,15 @@ detectors get data standardised by a scaler fitted on the training rows only,
 and ffoc standardises its input itself, the same way.
 
 Each finished run is appended to ``runs.csv`` in the output folder at once, so
-an interrupted benchmark keeps its runs and ``--resume`` skips them. A run
-that raises is recorded with ``status="failed"`` and its error, never
-dropped. The summary (per-data-set AUROC and AUPRC, mean AUROC, mean rank,
-wins against each peer, total time, a PNG of mean ranks) is written to the
-output folder and to the ``accuracy`` section of BENCHMARKS.md.
+an interrupted benchmark keeps its runs and ``--resume`` skips them. A run is
+skipped only when it was made with the same ``max_train_rows``, the same data
+file bytes (their SHA-256) and the same detector parameters. Other rows stay
+in ``runs.csv``, but their runs run again and the summary leaves them out. A
+run that raises, or whose worker process dies, is recorded with
+``status="failed"`` and its error, never dropped. The summary (per-data-set
+AUROC and AUPRC, mean AUROC, mean rank, wins against each peer, total time, a
+PNG of mean ranks) is written to the output folder and to the ``accuracy``
+section of BENCHMARKS.md.
 
 Examples
 --------
@@ -581,7 +585,8 @@ def run_accuracy(
     max_train_rows : int, default=10000
         Training sets above this size are subsampled to it.
     jobs : int, default=1
-        Worker processes; each run uses one thread.
+        Worker processes; each run uses one thread. A run whose worker dies
+        (for example killed when out of memory) is recorded as failed.
     resume : bool, default=False
         Keep the runs already in ``out_dir/runs.csv`` and skip them. A run is
         skipped only when its row has the current ``max_train_rows``, the
@@ -764,38 +769,103 @@ def _execute(todo: list[RunSpec], writer: _RunWriter, *, jobs: int, max_train_ro
     from tqdm.auto import tqdm
 
     bar = tqdm(total=len(todo), desc="accuracy", unit="run", disable=not progress, file=sys.stderr)
+
+    def record(row: dict) -> None:
+        writer.write(row)
+        _advance(bar, row)
+
     try:
         if jobs == 1:
             for spec in todo:
-                row = run_one(spec, max_train_rows=max_train_rows)
-                writer.write(row)
-                _advance(bar, row)
-            return
-
-        import multiprocessing
-        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-
-        # "spawn": a forked child would inherit torch's thread pools from this process.
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_worker) as pool:
-            # Submit a few runs ahead only, in order, so workers mostly reuse a loaded data set.
-            queue = list(reversed(todo))
-            pending = set()
-            try:
-                while queue or pending:
-                    while queue and len(pending) < 2 * jobs:
-                        pending.add(pool.submit(run_one, queue.pop(), max_train_rows=max_train_rows))
-                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for future in finished:
-                        row = future.result()
-                        writer.write(row)
-                        _advance(bar, row)
-            except BaseException:
-                for future in pending:
-                    future.cancel()
-                raise
+                record(run_one(spec, max_train_rows=max_train_rows))
+        else:
+            _execute_in_pool(todo, record, jobs=jobs, max_train_rows=max_train_rows)
     finally:
         bar.close()
+
+
+_WORKER_DIED = "worker process died (out of memory?)"
+
+
+def _execute_in_pool(todo: list[RunSpec], record, *, jobs: int, max_train_rows: int) -> None:
+    """Run ``todo`` in ``jobs`` worker processes and pass each row to ``record`` as it finishes.
+
+    A worker that dies (killed by a signal, such as the out-of-memory
+    killer's) breaks the pool, and every run in it is lost. The pool is then
+    started again. If one run was lost, it is recorded as failed with
+    :data:`_WORKER_DIED`. If several were, each runs again alone, so that
+    only the one that kills its worker is recorded as failed.
+    """
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    # "spawn": a forked child would inherit torch's thread pools from this process.
+    context = multiprocessing.get_context("spawn")
+    queue = list(reversed(todo))  # popped from the end, so in order
+    suspects: list[RunSpec] = []  # runs lost with a dead worker, each to run alone
+    pending: dict = {}  # future -> (spec, start time)
+    pool = None
+    try:
+        while queue or suspects or pending:
+            if pool is None:
+                pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_worker)
+            # Submit a few runs ahead only, in order, so workers mostly reuse a loaded data set.
+            source, limit = (suspects, 1) if suspects else (queue, 2 * jobs)
+            broken = False
+            while source and len(pending) < limit:
+                spec = source.pop()
+                try:
+                    future = pool.submit(run_one, spec, max_train_rows=max_train_rows)
+                except BrokenProcessPool:
+                    source.append(spec)
+                    broken = True
+                    break
+                pending[future] = (spec, time.perf_counter())
+
+            finished = wait(pending, return_when=FIRST_COMPLETED).done if pending else set()
+            lost = []
+            for future in finished:
+                spec, started = pending.pop(future)
+                if isinstance(future.exception(), BrokenProcessPool):
+                    lost.append((spec, started))
+                else:
+                    record(future.result())
+            if not (lost or broken):
+                continue
+
+            # The pool is broken, so the runs still pending end at once, lost unless they had finished.
+            for future in wait(pending).done:
+                spec, started = pending.pop(future)
+                if isinstance(future.exception(), BrokenProcessPool):
+                    lost.append((spec, started))
+                else:
+                    record(future.result())
+            pool.shutdown(wait=True)
+            pool = None
+            if len(lost) == 1:
+                spec, started = lost[0]
+                record(_worker_died_row(spec, max_train_rows, time.perf_counter() - started))
+            else:
+                suspects.extend(spec for spec, _ in reversed(lost))
+    except BaseException:
+        for future in pending:
+            future.cancel()
+        raise
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+
+def _worker_died_row(spec: RunSpec, max_train_rows: int, seconds: float) -> dict:
+    """Return the failed row of a run whose worker process died; ``resume`` runs it again."""
+    row = _failed_row(spec, max_train_rows)
+    # The worker may have died before it read the file, so the checksum is taken here.
+    row["data_sha256"] = _data_sha256_or_none(spec.path) or ""
+    row["error"] = (f"BrokenProcessPool: {_WORKER_DIED}: the process running this run ended abruptly, "
+                    "for example killed by the out-of-memory killer; --resume runs it again")
+    row["time_s"] = round(seconds, 4)
+    return row
 
 
 def _advance(bar, row: dict) -> None:
