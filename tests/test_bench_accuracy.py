@@ -299,6 +299,69 @@ def test_accuracy_rejects_foreign_runs_header(adbench_folder, tmp_path, monkeypa
     assert (out / "runs.csv").read_text() == "a,b,c\n"
 
 
+def test_accuracy_checks_outputs_before_runs(adbench_folder, tmp_path, monkeypatch):
+    monkeypatch.setattr(accuracy, "run_one", _no_runs)
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    read_only = tmp_path / "read_only.md"
+    read_only.write_text("# Mine\n")
+    read_only.chmod(0o444)
+    reversed_markers = tmp_path / "reversed.md"
+    reversed_markers.write_text("<!-- end accuracy -->\n<!-- begin accuracy -->\n")
+    cases = [
+        ({"report": folder}, r"^report: .*is a folder"),
+        ({"report": tmp_path / "B.md", "figure": folder}, r"^figure: .*is a folder"),
+        ({"report": read_only}, r"^report: .*is read-only"),
+        ({"report": reversed_markers}, r"^report: .*before"),
+        ({"out_dir": read_only}, r"^out_dir: .*must be a folder"),
+    ]
+    for options, message in cases:
+        out = options.pop("out_dir", tmp_path / "out")
+        with pytest.raises((ValueError, OSError), match=message):
+            _run(adbench_folder, out, **options)
+    assert not (tmp_path / "out").exists()
+
+
+def test_accuracy_cli_names_options_in_errors(adbench_folder, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(accuracy, "run_one", _no_runs)
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    base = ["bench", "accuracy", "--data-dir", str(adbench_folder), "-q", "--out", str(tmp_path / "out")]
+    cases = [
+        (["--seeds", "0", "--no-report"], "--seeds"),
+        (["--jobs", "0", "--no-report"], "--jobs"),
+        (["--max-train-rows", "1", "--no-report"], "--max-train-rows"),
+        (["--report", str(folder)], "--report"),
+        (["--report", str(tmp_path / "B.md"), "--figure", str(folder)], "--figure"),
+        (["--no-report", "--out", str(a_file)], "--out"),
+    ]
+    for options, name in cases:
+        assert main(base + options) == 1
+        error = capsys.readouterr().err
+        assert name in error, error
+        assert error.count("\n") == 1, error
+    assert "must be a folder" in error
+
+
+def test_accuracy_cli_rejects_empty_name_lists(adbench_folder, tmp_path, capsys):
+    for option in ("--datasets", "--detectors", "--protocols"):
+        with pytest.raises(SystemExit) as raised:
+            main(["bench", "accuracy", "--data-dir", str(adbench_folder), option, ",", "--no-report",
+                  "--out", str(tmp_path / "out")])
+        assert raised.value.code == 2
+        assert f"argument {option}" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="datasets is empty"):
+        _run(adbench_folder, tmp_path / "out", datasets=[])
+
+
+def test_accuracy_deduplicates_datasets(adbench_folder, tmp_path):
+    result = _run(adbench_folder, tmp_path / "out", datasets=["1_alpha", "1_alpha.npz"], protocols=["one-class"])
+    assert len(result.runs) == len(FAST_DETECTORS)
+    assert len(pd.read_csv(tmp_path / "out" / "runs.csv")) == len(FAST_DETECTORS), "each run once"
+
+
 def test_accuracy_rejects_non_integer_seed_in_runs(adbench_folder, tmp_path):
     out = tmp_path / "out"
     _run(adbench_folder, out, datasets=["1_alpha"], protocols=["one-class"])
@@ -308,3 +371,24 @@ def test_accuracy_rejects_non_integer_seed_in_runs(adbench_folder, tmp_path):
     runs_path.write_text("\n".join(lines) + "\n")
     with pytest.raises(ValueError, match=r"runs.csv' line 3: seed 'x' is not an integer"):
         _run(adbench_folder, out, datasets=["1_alpha"], protocols=["one-class"], resume=True)
+
+
+def test_accuracy_writes_outputs_atomically(adbench_folder, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    _run(adbench_folder, out, datasets=["1_alpha"], protocols=["one-class"])
+    runs_path = out / "runs.csv"
+    runs_path.write_text(runs_path.read_text() + "1_alpha,one-cl")
+
+    written = []
+    real = accuracy.atomic_write_bytes
+
+    def spy(path, data):
+        written.append(Path(path).name)
+        real(path, data)
+
+    monkeypatch.setattr(accuracy, "atomic_write_bytes", spy)
+    _run(adbench_folder, out, datasets=["1_alpha"], protocols=["one-class"], resume=True,
+         report=tmp_path / "B.md", figure=tmp_path / "ranks.png")
+    assert written[0] == "runs.csv", "the repair of a cut-off last line"
+    for name in ("one_class_auroc.csv", "one_class_wins.csv", "accuracy_ranks.png", "ranks.png"):
+        assert name in written, name

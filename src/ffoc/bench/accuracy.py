@@ -39,6 +39,7 @@ import functools
 import hashlib
 import io
 import json
+import numbers
 import os
 import platform
 import shlex
@@ -52,8 +53,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io import check_replaceable
 from ..persistence import atomic_write_bytes
-from .report import markdown_table, write_section
+from .report import check_section, markdown_table, write_section
 
 __all__ = [
     "DEFAULT_EXCLUDED",
@@ -519,15 +521,16 @@ def _resolve_datasets(data_dir, datasets: Sequence[str] | None, quick: bool) -> 
     available = list_adbench(folder)
     if not available:
         raise FileNotFoundError(f"no ADBench .npz file in {str(folder)!r}; pass the folder that contains them with --data-dir")
-    if datasets:
+    if datasets is not None:
         names = []
-        for name in datasets:
+        for name in _name_list("datasets", datasets):
             stem = name.removesuffix(".npz")
             if stem not in available:
                 raise ValueError(
                     f"data set {name!r} is not in {str(folder)!r}; available: {', '.join(available)}"
                 )
             names.append(stem)
+        names = list(dict.fromkeys(names))  # "14_glass" and "14_glass.npz" are one set
     elif quick:
         names = [name for name in QUICK_DATASETS if name in available]
         if not names:
@@ -538,11 +541,106 @@ def _resolve_datasets(data_dir, datasets: Sequence[str] | None, quick: bool) -> 
     return [(name, folder / f"{name}.npz") for name in names]
 
 
+def _name_list(parameter: str, values: Sequence[str]) -> list[str]:
+    """Return ``values`` as a list; raise if it is a single string or empty, which would otherwise run everything."""
+    if isinstance(values, str):
+        raise TypeError(f"{parameter} must be a sequence of names such as [{values!r}], not the string {values!r}")
+    values = list(values)
+    if not values:
+        raise ValueError(f"{parameter} is empty; pass None for the default, or at least one name")
+    return values
+
+
 def _check_choices(kind: str, values: Sequence[str], allowed: Sequence[str]) -> list[str]:
     unknown = [v for v in values if v not in allowed]
     if unknown:
         raise ValueError(f"unknown {kind} {unknown}; choose from {', '.join(allowed)}")
     return list(dict.fromkeys(values))
+
+
+# Setting names in the messages of the checks below: run_accuracy's parameters, or the command line's options.
+_PARAMETER_NAMES = {name: name for name in ("seeds", "jobs", "max_train_rows", "out_dir", "report", "figure")}
+_OPTION_NAMES = {"seeds": "--seeds", "jobs": "--jobs", "max_train_rows": "--max-train-rows",
+                 "out_dir": "--out", "report": "--report", "figure": "--figure"}
+
+
+def _check_settings(seeds: int, jobs: int, max_train_rows: int, names: dict[str, str]) -> None:
+    """Raise a TypeError or ValueError naming the setting (by ``names``) that is not a large enough integer."""
+    for key, value, minimum in (("seeds", seeds, 1), ("jobs", jobs, 1), ("max_train_rows", max_train_rows, 2)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise TypeError(f"{names[key]} must be an integer, got {value!r}")
+        if value < minimum:
+            raise ValueError(f"{names[key]} must be at least {minimum}, got {value}")
+
+
+def _default_figure(report: Path) -> Path:
+    return report.parent / "docs" / "figures" / "accuracy_ranks.png"
+
+
+def _check_folder_creatable(folder: Path, option: str) -> None:
+    """Raise unless ``folder`` exists or can be created: its nearest existing ancestor is a writable folder."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"{option}: {str(existing)!r} is a file, so the folder {str(folder)!r} cannot be "
+                         "created there; choose another path")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PermissionError(f"{option}: folder {str(existing)!r} is not writable; choose another path "
+                              "or make it writable")
+
+
+def _check_outputs(out_dir, report, figure, names: dict[str, str]) -> tuple[Path | None, Path | None]:
+    """Check every output path before the runs, which can take hours, and return the report and figure paths.
+
+    Parameters
+    ----------
+    out_dir, report, figure
+        As in :func:`run_accuracy`; ``report=None`` writes no report or figure copy.
+    names : dict of str to str
+        How the messages name each setting: parameter or command-line option.
+
+    Returns
+    -------
+    report, figure : pathlib.Path or None
+        The report and the figure copy next to it (the default when
+        ``figure`` is None), or None for both without a report.
+
+    Raises
+    ------
+    ValueError, OSError
+        If ``out_dir`` is a file, an output is a folder, read-only or in a
+        folder that cannot be created, or the report's section markers are
+        broken. The message starts with the setting's name.
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{names['out_dir']}: {str(out)!r} is a file; {names['out_dir']} must be a folder "
+                         "(it is created if missing)")
+    _check_folder_creatable(out, names["out_dir"])
+    runs_path = out / _RUNS_FILE
+    if runs_path.exists() and not runs_path.is_file():
+        raise ValueError(f"{names['out_dir']}: {str(runs_path)!r} is not a regular file; remove it or "
+                         "choose another folder")
+    if report is None:
+        return None, None
+
+    report = Path(report)
+    target = Path(figure) if figure is not None else _default_figure(report)
+    for key, path in (("report", report), ("figure", target)):
+        try:
+            check_replaceable(path)
+        except (OSError, ValueError) as error:
+            raise type(error)(f"{names[key]}: {error}") from None
+        _check_folder_creatable(path.parent, names[key])
+    if report.resolve() == target.resolve():
+        raise ValueError(f"{names['report']} and {names['figure']} are the same file {str(report)!r}; "
+                         "give the figure a .png name of its own")
+    try:
+        check_section(report, _SECTION)
+    except ValueError as error:
+        raise ValueError(f"{names['report']}: {error}") from None
+    return report, target
 
 
 def run_accuracy(
@@ -617,30 +715,30 @@ def run_accuracy(
     FileNotFoundError
         If the data folder does not exist or has no ``.npz`` file.
     ValueError
-        If a data set, detector or protocol name is unknown, or ``runs.csv``
-        exists and neither ``resume`` nor ``overwrite`` is set.
+        If a data set, detector or protocol name is unknown, a list of names
+        is empty, a setting is out of range, an output path is unusable
+        (checked before any run), ``runs.csv`` has another benchmark's
+        columns, or it exists and neither ``resume`` nor ``overwrite`` is set.
+    TypeError
+        If ``seeds``, ``jobs`` or ``max_train_rows`` is not an integer.
     """
     import pyod
 
-    if seeds < 1:
-        raise ValueError(f"seeds={seeds} must be at least 1")
-    if jobs < 1:
-        raise ValueError(f"jobs={jobs} must be at least 1")
-    if max_train_rows < 2:
-        raise ValueError(f"max_train_rows={max_train_rows} must be at least 2")
+    _check_settings(seeds, jobs, max_train_rows, _PARAMETER_NAMES)
     if resume and overwrite:
         raise ValueError("pass either resume or overwrite, not both")
+    report, figure_target = _check_outputs(out_dir, report, figure, _PARAMETER_NAMES)
 
     sets = _resolve_datasets(data_dir, datasets, quick)
     all_detectors = detector_names()
-    if detectors:
-        chosen = detectors
+    if detectors is not None:
+        chosen = _name_list("detectors", detectors)
     elif quick:
         chosen = QUICK_DETECTORS
     else:
         chosen = all_detectors
     chosen = _check_choices("detector(s)", chosen, all_detectors)
-    protocols = _check_choices("protocol(s)", protocols, PROTOCOLS)
+    protocols = _check_choices("protocol(s)", _name_list("protocols", protocols), PROTOCOLS)
     specs = [
         RunSpec(name, str(path), protocol, seed, detector)
         for name, path in sets
@@ -706,12 +804,13 @@ def run_accuracy(
     _plot_ranks(summary, figure_path, context)
     result.files["figure"] = figure_path
     if report is not None:
-        report = Path(report)
-        target = Path(figure) if figure is not None else report.parent / "docs" / "figures" / "accuracy_ranks.png"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(figure_path.read_bytes())
-        result.files["report_figure"] = target
-        _write_report(report, summary, context, os.path.relpath(target, report.parent))
+        # The text first, so that an error in it leaves both the report and its figure as they were.
+        report_text = _report_text(summary, context, os.path.relpath(figure_target, report.parent))
+        figure_target.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(figure_target, figure_path.read_bytes())
+        result.files["report_figure"] = figure_target
+        report.parent.mkdir(parents=True, exist_ok=True)
+        write_section(report, _SECTION, report_text)
         result.files["report"] = report
     return result
 
@@ -984,19 +1083,16 @@ def _wins(auroc, detectors):
 
 
 def _write_tables(result: AccuracyResult, out: Path) -> None:
+    """Write each protocol's tables as CSV files in ``out``, each atomically."""
     for protocol, summary in result.summary.items():
         slug = protocol.replace("-", "_")
-        for name in ("auroc", "auprc"):
-            path = out / f"{slug}_{name}.csv"
-            summary[name].round(4).to_csv(path)
-            result.files[f"{slug}_{name}"] = path
-        for group in ("held_out", "tuning"):
-            path = out / f"{slug}_summary_{group}.csv"
-            summary[group].round(4).to_csv(path)
-            result.files[f"{slug}_summary_{group}"] = path
-        path = out / f"{slug}_wins.csv"
-        summary["wins"].to_csv(path)
-        result.files[f"{slug}_wins"] = path
+        tables = {f"{slug}_{name}": summary[name].round(4) for name in ("auroc", "auprc")}
+        tables.update({f"{slug}_summary_{group}": summary[group].round(4) for group in ("held_out", "tuning")})
+        tables[f"{slug}_wins"] = summary["wins"]
+        for kind, table in tables.items():
+            path = out / f"{kind}.csv"
+            atomic_write_bytes(path, table.to_csv().encode("utf-8"))
+            result.files[kind] = path
 
 
 def _plot_ranks(summary: dict, path: Path, context: dict) -> None:
@@ -1018,8 +1114,10 @@ def _plot_ranks(summary: dict, path: Path, context: dict) -> None:
         ax.set_title(f"{protocol}: {n_sets} held-out sets, {context['seeds']} seed(s)")
         ax.set_xlim(0, len(context["detectors"]) + 1)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
     plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 # ---------------------------------------------------------------------- report
@@ -1199,16 +1297,16 @@ def _seed_phrase(seeds: int) -> str:
     return "Seed 0 sets" if seeds == 1 else f"Seeds 0 to {seeds - 1} set"
 
 
-def _write_report(report: Path, summary: dict, context: dict, figure_link: str) -> None:
-    """Replace the ``accuracy`` section of ``report`` (creating the file or section if needed)."""
-    write_section(report, _SECTION, _report_text(summary, context, figure_link))
-
-
 # ---------------------------------------------------------------------- CLI
 
 
 def _names(value: str) -> list[str]:
-    return [name.strip() for name in value.split(",") if name.strip()]
+    """Split a comma-separated option value; an empty list is an error, as it would otherwise run everything."""
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"no name in {value!r}; give one or more comma-separated names, "
+                                         "or leave the option out for the default")
+    return names
 
 
 def _run_command(args: argparse.Namespace) -> int:
@@ -1216,6 +1314,12 @@ def _run_command(args: argparse.Namespace) -> int:
     seeds = args.seeds
     if seeds is None:
         seeds = 1 if args.quick else DEFAULT_SEEDS
+    if args.data_dir is not None and not args.data_dir.strip():
+        raise ValueError("--data-dir is empty; give the folder with the ADBench .npz files, "
+                         "or leave the option out to use $FFOC_DATA_DIR")
+    # The same checks as run_accuracy's, but with the option names in the messages.
+    _check_settings(seeds, args.jobs, args.max_train_rows, _OPTION_NAMES)
+    _check_outputs(args.out, None if args.no_report else args.report, args.figure, _OPTION_NAMES)
     started = time.perf_counter()
     result = run_accuracy(
         args.data_dir,
@@ -1280,9 +1384,11 @@ def add_parser(subparsers) -> None:
                         help="worker processes, one thread each (default: %(default)s)")
     parser.add_argument("--out", default="bench_results/accuracy",
                         help="folder for runs.csv, tables and the figure (default: %(default)s)")
-    parser.add_argument("--resume", action="store_true",
-                        help="keep the runs already in OUT/runs.csv and skip them")
-    parser.add_argument("--overwrite", action="store_true", help="start OUT/runs.csv again")
+    start = parser.add_mutually_exclusive_group()
+    start.add_argument("--resume", action="store_true",
+                       help="keep the runs already in OUT/runs.csv and skip those made with the same "
+                       "--max-train-rows, data files and detector parameters")
+    start.add_argument("--overwrite", action="store_true", help="start OUT/runs.csv again")
     parser.add_argument("--quick", action="store_true",
                         help=f"small smoke run: {', '.join(QUICK_DATASETS)}, 1 seed, "
                         f"{', '.join(QUICK_DETECTORS)}")
