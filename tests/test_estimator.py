@@ -179,7 +179,8 @@ def test_layerwise_summary_counts_each_layer(tmp_path):
     detector = FFOneClass(schedule="layerwise", epochs=200, early_stopping=True, n_iter_no_change=2,
                           hidden_layer_sizes=(8, 8, 8), random_state=0).fit(X)
     history = detector.history_
-    assert len(history.phase_epochs) == 3 and len(history.phase_best_epochs) == 3
+    assert len(history.phase_epochs) == 3
+    assert len(history.phase_best_epochs) == 3
     assert all(best < run <= 200 for best, run in zip(history.phase_best_epochs, history.phase_epochs))
     # The loss table is as long as the longest phase.
     assert len(history.layer_losses) == max(history.phase_epochs)

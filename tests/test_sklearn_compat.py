@@ -11,9 +11,9 @@ EXPECTED_FAILED_CHECKS = {
     # scikit-learn's check expects contamination in (0, 0.5]; ffoc also allows 0
     # (the threshold at the lowest training score), a documented choice.
     "check_outlier_contamination": "contamination=0 is allowed on purpose: threshold at the lowest training score",
-    # The network runs in float32. Matrix kernels pick their blocking by batch size, so a row
-    # scored alone and the same row scored among others can differ in the last float32 digits
-    # (measured: 3e-7 absolute on Intel Xeon; equal on AMD EPYC), above the check's 1e-7.
+    # The network runs in float32, and matrix kernels pick their blocking by batch size.
+    # A row scored alone and among others then differs in the last float32 digits: 3e-7
+    # measured on an Intel Xeon, above the check's 1e-7 (an AMD EPYC gave equal values).
     # test_scores_do_not_depend_on_the_batch checks the same property at float32 precision.
     "check_methods_subset_invariance": "float32 network: scores agree to float32 rounding, not to 1e-7",
 }
