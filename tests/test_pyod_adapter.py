@@ -153,18 +153,19 @@ def test_ffoc_unify_without_spread_is_not_nan():
     assert confidence.shape == (3,)
 
 
-@pytest.mark.parametrize("value", [np.float32(0.1), Fraction(1, 10)])
-def test_ffoc_contamination_must_be_python_float(value, blobs):
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (np.float32(0.1), "pass a Python float"),
+        (Fraction(1, 10), "pass a Python float"),
+        (FFOneClass(), "PyThresh thresholder"),
+        (FFOC(), "PyThresh thresholder"),
+    ],
+)
+def test_ffoc_rejects_contamination_types(value, message, blobs):
     X_train, _, _ = blobs
-    with pytest.raises(TypeError, match="pass a Python float"):
+    with pytest.raises(TypeError, match=message):
         FFOC(FFOneClass(epochs=1), contamination=value).fit(X_train)
-
-
-def test_ffoc_contamination_rejects_detectors(blobs):
-    X_train, _, _ = blobs
-    for value in (FFOneClass(), FFOC()):
-        with pytest.raises(TypeError, match="PyThresh thresholder"):
-            FFOC(FFOneClass(epochs=1), contamination=value).fit(X_train)
 
 
 def test_ffoc_ignores_y(blobs):
